@@ -1,0 +1,48 @@
+# The tutorial's commands. Everything runs inside .venv, which the first command creates.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NB := notebooks/*.ipynb
+
+.PHONY: lab test unit nbtest notebooks checkpoints bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[notebooks,test,timm]"
+	touch $(STAMP)
+
+## make lab: install, register the kernel, start JupyterLab on notebooks/
+lab: $(STAMP)
+	$(PY) -m ipykernel install --user --name vit-tutorial --display-name "Python (vit-tutorial)"
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(DISPLAY),,--no-browser) $(LAB_ARGS)
+
+## make test: unit tests, then every notebook under nbval in the smoke profile
+test: $(STAMP)
+	VIT_TUTORIAL_PROFILE=smoke $(PY) -m pytest -q tests
+	VIT_TUTORIAL_PROFILE=smoke $(PY) -m pytest -q --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with notebooks/sanitize.cfg $(NB)
+
+unit: $(STAMP)
+	VIT_TUTORIAL_PROFILE=smoke $(PY) -m pytest -q tests
+
+## make notebooks: re-execute every notebook in place in the cpu profile (the committed outputs)
+notebooks: $(STAMP)
+	for nb in $(NB); do \
+		VIT_TUTORIAL_PROFILE=cpu $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
+	done
+
+## make checkpoints: retrain the shipped checkpoints in data/checkpoints (cpu profile)
+checkpoints: $(STAMP)
+	$(PY) scripts/make_checkpoints.py
+
+## make bench: run the benchmarks in bench/ and write bench/results/
+bench: $(STAMP)
+	for s in bench/throughput.py bench/attention_cost.py bench/learning.py bench/suite.py; do \
+		test -f $$s && $(PY) $$s || exit 1; \
+	done
+
+clean-venv:
+	rm -rf $(VENV)

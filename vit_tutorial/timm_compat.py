@@ -1,0 +1,153 @@
+"""Moving weights between timm and vit_tutorial: `from_timm(timm_model)` and `to_timm(model)`.
+
+Both directions give identical logits (to float rounding). Each supported family registers
+how to read its config from a timm model, how to build the timm model back, and how our
+parameter names map onto timm's (most are the same by design).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Family:
+    """How one model family converts: our class, timm's class name, and three small functions."""
+
+    ours: type
+    timm_class: str
+    from_timm_config: Callable[[nn.Module], nn.Module]  # timm model -> our (untrained) model
+    to_timm_model: Callable[[nn.Module], nn.Module]  # our model -> timm (untrained) model
+    renames: dict[str, str]  # our key substring -> timm key substring
+
+
+FAMILIES: list[Family] = []
+
+
+def _find(model: nn.Module, by_timm: bool) -> Family:
+    name = type(model).__name__
+    for family in reversed(FAMILIES):  # subclasses register later and win
+        if (name == family.timm_class) if by_timm else type(model) is family.ours:
+            return family
+    known = ", ".join(f.timm_class if by_timm else f.ours.__name__ for f in FAMILIES)
+    raise ValueError(f"cannot convert a {name}: supported are {known}.")
+
+
+def _timm_key(key: str, renames: dict[str, str]) -> str:
+    for ours, theirs in renames.items():
+        key = key.replace(ours, theirs)
+    return key
+
+
+def _copy(src: dict[str, torch.Tensor], dst: nn.Module, key_map: Callable[[str], str]) -> None:
+    """Copy `src` into `dst`, where dst's key k reads src[key_map(k)]; every key must be used."""
+    wanted = dst.state_dict()
+    missing = [k for k in wanted if key_map(k) not in src]
+    unused = set(src) - {key_map(k) for k in wanted}
+    if missing or unused:
+        raise ValueError(f"state_dicts do not line up: missing {missing[:5]}, unused {sorted(unused)[:5]}.")
+    new = {}
+    for k, v in wanted.items():
+        t = src[key_map(k)]
+        if t.shape != v.shape:
+            raise ValueError(f"shape of {k} is {tuple(v.shape)} here but {tuple(t.shape)} in the source.")
+        new[k] = t.detach().clone()
+    dst.load_state_dict(new)
+
+
+def from_timm(timm_model: nn.Module) -> nn.Module:
+    """Our model with the architecture and weights of `timm_model` (same logits, eval mode)."""
+    family = _find(timm_model, by_timm=True)
+    model = family.from_timm_config(timm_model)
+    _copy(timm_model.state_dict(), model, lambda k: _timm_key(k, family.renames))
+    return model.train(timm_model.training)
+
+
+def to_timm(model: nn.Module) -> nn.Module:
+    """A timm model with the architecture and weights of our `model` (needs `pip install timm`)."""
+    family = _find(model, by_timm=False)
+    timm_model = family.to_timm_model(model)
+    ours = model.state_dict()
+    inverse = {_timm_key(k, family.renames): k for k in ours}
+    _copy(ours, timm_model, lambda k: inverse.get(k, k))
+    return timm_model.train(model.training)
+
+
+def pretrained(name: str) -> nn.Module:
+    """Download timm's pretrained `name` (e.g. 'deit_tiny_patch16_224') and convert it.
+
+    Needs the network; offline it raises a ValueError that says so, so callers can fall back
+    to a shipped checkpoint.
+    """
+    import timm
+
+    try:
+        timm_model = timm.create_model(name, pretrained=True)
+    except Exception as err:  # no network, no cache, or unknown name
+        raise ValueError(
+            f"could not load pretrained {name!r} through timm ({type(err).__name__}: {str(err)[:120]}). "
+            "Offline? Connect once to cache the weights, or use a checkpoint from data/checkpoints."
+        ) from err
+    return from_timm(timm_model.eval()).eval()
+
+
+# --- ViT and plain DeiT: timm.models.vision_transformer.VisionTransformer ---------------------
+
+
+def _vit_config_from_timm(tm: nn.Module) -> dict:
+    """Read a ViTConfig's fields from a timm VisionTransformer, refusing features we do not model."""
+    unsupported = {
+        "global_pool": tm.global_pool != "token",
+        "reg_tokens": getattr(tm, "num_reg_tokens", 0) != 0,
+        "no_embed_class": getattr(tm, "no_embed_class", False),
+        "pre_norm": not isinstance(getattr(tm, "norm_pre", nn.Identity()), nn.Identity),
+        "fc_norm": not isinstance(getattr(tm, "fc_norm", nn.Identity()), nn.Identity),
+        "layer_scale": not isinstance(getattr(tm.blocks[0], "ls1", nn.Identity()), nn.Identity),
+    }
+    bad = [k for k, v in unsupported.items() if v]
+    if bad:
+        raise ValueError(f"this timm ViT uses {bad}, which vit_tutorial's ViT does not model (class-token pooling only).")
+    pe = tm.patch_embed
+    attn = tm.blocks[0].attn
+    return dict(
+        image_size=pe.img_size[0],
+        patch_size=pe.patch_size[0],
+        in_channels=pe.proj.in_channels,
+        num_classes=tm.num_classes,
+        dim=tm.embed_dim,
+        depth=len(tm.blocks),
+        heads=attn.num_heads,
+        mlp_ratio=tm.blocks[0].mlp.fc1.out_features / tm.embed_dim,
+        qkv_bias=attn.qkv.bias is not None,
+        pool="cls",
+    )
+
+
+def _vit_to_timm(model: nn.Module, cls_name: str = "VisionTransformer") -> nn.Module:
+    from timm.models import vision_transformer as tv
+    from timm.models import deit as td
+
+    c = model.config
+    if c.pool != "cls" or c.pos_embed != "learned":
+        raise ValueError("to_timm supports class-token pooling with a learned position embedding.")
+    cls = getattr(tv, cls_name, None) or getattr(td, cls_name)
+    return cls(
+        img_size=c.image_size, patch_size=c.patch_size, in_chans=c.in_channels, num_classes=c.num_classes,
+        embed_dim=c.dim, depth=c.depth, num_heads=c.heads, mlp_ratio=c.mlp_ratio, qkv_bias=c.qkv_bias,
+        global_pool="token",
+    )
+
+
+def _register_vit() -> None:
+    from .vit import ViT, ViTConfig
+
+    FAMILIES.append(
+        Family(ViT, "VisionTransformer", lambda tm: ViT(ViTConfig(**_vit_config_from_timm(tm))), _vit_to_timm,
+               {"pos_embed.weight": "pos_embed"})
+    )
+
+
+_register_vit()

@@ -1,0 +1,90 @@
+"""The Vision Transformer (Dosovitskiy et al., 2021): patches -> tokens -> blocks -> class token -> head."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .attention import check_heads
+from .blocks import Block, drop_path_rates, init_weights, layer_norm
+from .tokens import PatchEmbed, PositionEmbedding, check_patch_grid, prepend_tokens
+
+
+@dataclass
+class ViTConfig:
+    """Everything that fixes a ViT's shape. Defaults are ViT-Tiny/16 at 224 x 224 (5.7M parameters)."""
+
+    image_size: int = 224
+    patch_size: int = 16
+    in_channels: int = 3
+    num_classes: int = 1000
+    dim: int = 192
+    depth: int = 12
+    heads: int = 3
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    drop_path: float = 0.0
+    drop: float = 0.0
+    pool: str = "cls"  # "cls": read the class token; "mean": average the patch tokens
+    pos_embed: str = "learned"  # or "sincos" (fixed 2D table)
+
+    def __post_init__(self) -> None:
+        check_patch_grid(self.image_size, self.patch_size)
+        check_heads(self.dim, self.heads)
+        if self.pool not in ("cls", "mean"):
+            raise ValueError(f"pool must be 'cls' or 'mean', got {self.pool!r}.")
+        for name in ("in_channels", "num_classes", "depth"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size**2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ViT(nn.Module):
+    """ViT: `ViT(ViTConfig(...))` or `ViT(image_size=28, patch_size=7, ...)`."""
+
+    def __init__(self, config: ViTConfig | None = None, **kwargs):
+        super().__init__()
+        self.config = c = config if config is not None else ViTConfig(**kwargs)
+        self.patch_embed = PatchEmbed(c.image_size, c.patch_size, c.in_channels, c.dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim)) if c.pool == "cls" else None
+        self.pos_embed = PositionEmbedding(c.num_patches, c.dim, c.pos_embed, prefix=self.num_prefix_tokens)
+        self.blocks = nn.Sequential(
+            *[Block(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, dp, drop=c.drop) for dp in drop_path_rates(c.drop_path, c.depth)]
+        )
+        self.norm = layer_norm(c.dim)
+        self.head = nn.Linear(c.dim, c.num_classes)
+        self.apply(init_weights)
+        for token in self.prefix_tokens():
+            nn.init.normal_(token, std=1e-6)
+
+    def prefix_tokens(self) -> list[nn.Parameter]:
+        """Learned tokens put in front of the patches: the class token (DeiT adds one more)."""
+        return [self.cls_token] if self.cls_token is not None else []
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        return 1 if self.config.pool == "cls" else 0
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) -> normalised tokens (B, prefix + N, D)."""
+        x = self.patch_embed(x)  # (B, N, D)
+        x = self.pos_embed(prepend_tokens(x, *self.prefix_tokens()))  # (B, 1 + N, D)
+        return self.norm(self.blocks(x))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = x[:, 0] if self.config.pool == "cls" else x.mean(dim=1)  # (B, D)
+        return self.head(pooled)  # (B, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 ## make lab: install, register the kernel, start JupyterLab on notebooks/
 lab: $(STAMP)
 	$(PY) -m ipykernel install --user --name vit-tutorial --display-name "Python (vit-tutorial)"
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(DISPLAY),,--no-browser) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(DISPLAY),,--no-browser) \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ## make test: unit tests, then every notebook under nbval in the smoke profile
 test: $(STAMP)

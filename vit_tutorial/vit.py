@@ -65,8 +65,8 @@ class ViT(nn.Module):
         self.norm = layer_norm(c.dim)
         self.head = nn.Linear(c.dim, c.num_classes)
         self.apply(init_weights)
-        for token in self.prefix_tokens():
-            nn.init.normal_(token, std=1e-6)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
 
     def prefix_tokens(self) -> list[nn.Parameter]:
         """Learned tokens put in front of the patches: the class token (DeiT adds one more)."""

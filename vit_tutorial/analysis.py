@@ -1,17 +1,32 @@
-"""Looking inside trained models: recording attention weights from every layer.
+"""Looking inside trained models: recording attention weights, and the measures drawn from them.
 
-`record_attention(model)` works for all four families because every attention variant
-derives from `attention.RecordsAttention`.
+- `record_attention(model)` collects the weights of every attention layer of any of the four
+  families, because every attention variant derives from `attention.RecordsAttention`.
+- `rollout` follows attention through the residual stream from layer to layer: attention
+  rollout (Abnar & Zuidema, 2020, "Quantifying Attention Flow in Transformers", ACL).
+- `cls_attention` puts the class token's attention onto the patch grid (the maps of
+  Dosovitskiy et al., 2021, "An Image is Worth 16x16 Words", Fig. 6; CaiT's class attention too).
+- `mean_attention_distance` is how far, in pixels, each head looks: the ViT paper's Fig. 7
+  (right) and appendix D.7.
+- `position_similarity` compares learned position embeddings: the ViT paper's Fig. 7 (centre).
+
+Token order everywhere: `prefix` tokens first (class, then distillation), then the N = grid**2
+patches row by row, as `tokens.PatchEmbed` produces them.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from .attention import RecordsAttention
+
+Maps = torch.Tensor | Sequence[torch.Tensor]
 
 
 def attention_layers(model: nn.Module) -> list[nn.Module]:
@@ -40,3 +55,146 @@ def record_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     finally:
         for layer, old in zip(layers, before):
             layer.sink = old
+
+
+def _check_attn(attn: torch.Tensor) -> torch.Tensor:
+    if not isinstance(attn, torch.Tensor) or attn.ndim != 4:
+        shape = tuple(attn.shape) if isinstance(attn, torch.Tensor) else type(attn).__name__
+        raise ValueError(f"expected attention weights of shape (B, heads, queries, keys), got {shape}.")
+    return attn.detach().float()
+
+
+def _layers(maps: Maps) -> list[torch.Tensor] | None:
+    """A list of per-layer maps, a stacked (layers, B, H, Nq, Nk) tensor, or None for one layer."""
+    if isinstance(maps, torch.Tensor):
+        return list(maps.unbind(0)) if maps.ndim == 5 else None
+    if len(maps) == 0:
+        raise ValueError("no attention maps given: record some with `record_attention(model)` first.")
+    return list(maps)
+
+
+def token_grid(values: torch.Tensor, prefix: int = 0) -> torch.Tensor:
+    """Drop the `prefix` tokens of the last axis and lay the patches out on their square grid:
+    (..., prefix + N) -> (..., grid, grid), so a row of attention can be drawn as a picture."""
+    n = values.shape[-1] - prefix
+    side = math.isqrt(max(n, 0))
+    if prefix < 0 or n <= 0 or side * side != n:
+        raise ValueError(
+            f"{values.shape[-1]} tokens minus prefix={prefix} leaves {n} patches, not a square grid: "
+            "use prefix=1 for a class token (ViT, CaiT), 2 for class + distillation (DeiT), "
+            "0 for layers without one (ConViT's GPSA, CaiT's self-attention)."
+        )
+    return rearrange(values[..., prefix:], "... (gh gw) -> ... gh gw", gh=side)  # (..., g, g)
+
+
+def rollout(maps: Sequence[torch.Tensor], head_fusion: str = "mean") -> torch.Tensor:
+    """Attention rollout: how much each output token draws on each input token across all layers.
+
+    Per layer, fuse the heads (mean, as in the paper; max/min are common variants), add the
+    identity for the residual connection, renormalise each row to sum to 1, and multiply the
+    layers together, later layers on the left. (layers x (B, H, N, N)) -> (B, N, N).
+    """
+    fuse = {"mean": lambda a: a.mean(1), "max": lambda a: a.amax(1), "min": lambda a: a.amin(1)}
+    if head_fusion not in fuse:
+        raise ValueError(f"unknown head_fusion {head_fusion!r}: use one of {sorted(fuse)}.")
+    layers = _layers(maps) or [maps]
+    shapes = {tuple(_check_attn(a).shape) for a in layers}
+    b, _, nq, nk = next(iter(shapes))
+    if len(shapes) > 1 or nq != nk:
+        raise ValueError(
+            f"rollout needs square maps of one shape in every layer, got {sorted(shapes)}: "
+            "pass only the self-attention layers that see the same tokens."
+        )
+    eye = torch.eye(nk, device=layers[0].device)
+    result = eye.expand(b, nk, nk)
+    for attn in layers:
+        a = fuse[head_fusion](_check_attn(attn)) + eye  # (B, N, N): attention plus residual
+        a = a / a.sum(dim=-1, keepdim=True)  # rows sum to 1 again
+        result = a @ result  # (B, N, N)
+    return result
+
+
+def cls_attention(maps: Maps, prefix: int = 1, query: int = 0) -> torch.Tensor:
+    """Where a prefix token looks: its attention over the patches, on the patch grid.
+
+    `query` picks the token (0: class token, 1: DeiT's distillation token). Works for full
+    self-attention (B, H, prefix + N, prefix + N) and for CaiT's class attention (B, H, 1, 1 + N).
+    One layer -> (B, H, grid, grid); a list of layers -> (layers, B, H, grid, grid).
+    """
+    layers = _layers(maps)
+    if layers is not None:
+        grids = [cls_attention(a, prefix, query) for a in layers]
+        if len({g.shape for g in grids}) > 1:
+            raise ValueError(f"layers give different grids {sorted({tuple(g.shape) for g in grids})}.")
+        return torch.stack(grids)  # (layers, B, H, g, g)
+    attn = _check_attn(maps)
+    if not 0 <= query < min(prefix, attn.shape[2]):
+        raise ValueError(
+            f"query={query} is not a prefix token of these maps (prefix={prefix}, {attn.shape[2]} queries): "
+            "the class token is query 0; models without a class token have no class attention."
+        )
+    return token_grid(attn[:, :, query], prefix)  # (B, H, g, g)
+
+
+def patch_distances(grid: int, patch_size: int = 1) -> torch.Tensor:
+    """Euclidean distance in pixels between the centres of every pair of patches: (N, N)."""
+    if grid <= 0 or patch_size <= 0:
+        raise ValueError(f"grid ({grid}) and patch_size ({patch_size}) must be positive.")
+    rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    centres = torch.stack([rows.flatten(), cols.flatten()], dim=-1).float() * patch_size  # (N, 2)
+    return (centres[:, None] - centres[None]).norm(dim=-1)  # (N, N)
+
+
+def mean_attention_distance(
+    attn: Maps, grid: int, patch_size: int, prefix: int | None = 0, renormalize: bool = True
+) -> torch.Tensor:
+    """How far each head looks: the attention-weighted pixel distance between query patch and
+    key patch, averaged over query patches and images. Small = local (like a conv), large = global.
+
+    Prefix tokens are dropped as queries and as keys. With `renormalize` (default) each query's
+    weights over the patches are rescaled to sum to 1, so the result is a true average distance
+    even when a head sends much of its attention to the class token; `renormalize=False` uses
+    the raw weights (what many re-implementations of the ViT figure do; smaller when heads attend
+    to prefix tokens). `prefix=None` infers it per layer as keys - grid**2 (for ConViT's mix of
+    GPSA layers without, and later layers with, a class token).
+    One layer (B, H, N', N') -> (H,); a list of layers -> (layers, H).
+    """
+    layers = _layers(attn)
+    if layers is not None:
+        return torch.stack([mean_attention_distance(a, grid, patch_size, prefix, renormalize) for a in layers])
+    a = _check_attn(attn)
+    n = grid * grid
+    p = a.shape[-1] - n if prefix is None else prefix
+    if p < 0 or a.shape[-1] != p + n or a.shape[-2] != a.shape[-1]:
+        raise ValueError(
+            f"maps of shape {tuple(a.shape)} do not fit grid={grid} with prefix={prefix}: expected "
+            f"(B, H, {max(p, 0) + n}, {max(p, 0) + n}); check grid (image_size // patch_size) and prefix."
+        )
+    a = a[:, :, p:, p:]  # (B, H, N, N): patch queries, patch keys
+    if renormalize:
+        a = a / a.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)
+    d = patch_distances(grid, patch_size).to(a.device)  # (N, N)
+    per_query = (a * d).sum(dim=-1)  # (B, H, N)
+    return per_query.mean(dim=(0, 2))  # (H,)
+
+
+def position_similarity(pos_embed: torch.Tensor | nn.Module, prefix: int = 0) -> torch.Tensor:
+    """Cosine similarity of every patch's position embedding with every other's: (N, N).
+
+    Row i, laid out on the grid, shows which positions patch i's embedding resembles: a
+    trained ViT learns that nearby patches (and its own row and column) look alike.
+    Takes an (N, D) or (1, prefix + N, D) table, or a `tokens.PositionEmbedding` (its own
+    `prefix` is used); the first `prefix` rows (class / distillation tokens) are dropped.
+    """
+    if isinstance(pos_embed, nn.Module):
+        prefix, pos_embed = getattr(pos_embed, "prefix", prefix), pos_embed.weight
+    table = pos_embed.detach().float()
+    if table.ndim == 3 and table.shape[0] == 1:
+        table = table[0]  # (prefix + N, D)
+    if table.ndim != 2 or not 0 <= prefix < table.shape[0]:
+        raise ValueError(
+            f"expected a position table (N, D) or (1, prefix + N, D) with prefix < N, "
+            f"got shape {tuple(pos_embed.shape)} and prefix={prefix}."
+        )
+    unit = F.normalize(table[prefix:], dim=-1)  # (N, D), unit length rows
+    return unit @ unit.T  # (N, N)

@@ -1,0 +1,260 @@
+"""Pictures for the notebooks: patches, attention maps, rollout, attention distance, curves.
+
+Every function takes our tensors, draws a new pyplot figure and returns it. In a notebook end
+the cell with `plt.show()` (or a `;`) so that it is shown exactly once; in a script call
+`fig.savefig(path)` and `plt.close(fig)`.
+
+After the figures of Dosovitskiy et al., 2021, "An Image is Worth 16x16 Words" (ViT):
+attention over the image (Fig. 6), position-embedding similarity (Fig. 7 centre) and mean
+attention distance per head and layer (Fig. 7 right); and of Abnar & Zuidema, 2020,
+"Quantifying Attention Flow in Transformers" (attention rollout).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from einops import rearrange
+from matplotlib.figure import Figure
+
+from . import analysis
+from .tokens import check_patch_grid, patchify
+
+
+def _figure(**kw: Any) -> Figure:
+    """A new pyplot figure (so the notebook shows it at `plt.show()` or the end of the cell)."""
+    return plt.figure(layout="constrained", **kw)
+
+
+def _image(image: Any) -> np.ndarray:
+    """(C, H, W) / (H, W, C) / (H, W), float or uint8 -> (H, W) or (H, W, 3) floats in [0, 1];
+    normalised images (values outside [0, 1]) are stretched back to [0, 1] for display."""
+    x = (image if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))).detach().cpu()
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim == 3 and x.shape[0] in (1, 3):
+        x = x.permute(1, 2, 0)  # (H, W, C)
+    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[-1] not in (1, 3)):
+        raise ValueError(f"expected an image (C, H, W), (H, W, C) or (H, W) with 1 or 3 channels, got {tuple(x.shape)}.")
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    lo, hi = x.min(), x.max()
+    if lo < 0 or hi > 1:
+        x = (x - lo) / (hi - lo).clamp_min(1e-12)
+    return (x[..., 0] if x.ndim == 3 and x.shape[-1] == 1 else x).numpy()
+
+
+def _show(ax, img: np.ndarray, title: str | None = None) -> None:
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_xticks([]), ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=8)
+
+
+def _panels(n: int, ncols: int, size: float = 1.8, width: float = 10.0) -> tuple[Figure, list]:
+    """A figure with exactly n small axes, ncols to a row, at most `width` inches wide."""
+    ncols = max(1, min(ncols, n))
+    nrows, size = math.ceil(n / ncols), min(size, width / ncols)
+    fig = _figure(figsize=(size * ncols, size * nrows + 0.2))
+    return fig, [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
+
+
+def _array(x: Any, ndim: int, what: str, promote: bool = False) -> np.ndarray:
+    """A float numpy array with `ndim` dimensions (with `promote`, one less gets a leading axis)."""
+    a = torch.as_tensor(x).detach().float().cpu()
+    a = a[None] if promote and a.ndim == ndim - 1 else a
+    if a.ndim != ndim:
+        raise ValueError(f"{what} must have {ndim} dimensions, got shape {tuple(a.shape)}.")
+    return a.numpy()
+
+
+def patch_grid(image: Any, patch_size: int) -> Figure:
+    """The image with the patch grid drawn over it: each cell becomes one token, numbered from 1
+    row by row (position 0 is left for the class token, as in the ViT paper's Fig. 1)."""
+    img = _image(image)
+    h, w = img.shape[:2]
+    gh, gw = check_patch_grid(h, patch_size), check_patch_grid(w, patch_size)
+    fig = _figure(figsize=(4, 4))
+    ax = fig.add_subplot()
+    _show(ax, img, f"{gh} x {gw} = {gh * gw} patches of {patch_size} x {patch_size} pixels")
+    ax.vlines(np.arange(gw + 1) * patch_size - 0.5, -0.5, h - 0.5, color="yellow", lw=1)
+    ax.hlines(np.arange(gh + 1) * patch_size - 0.5, -0.5, w - 0.5, color="yellow", lw=1)
+    for i in range(gh * gw if gh * gw <= 64 else 0):  # numbers only while they fit
+        r, c = divmod(i, gw)
+        ax.text((c + 0.5) * patch_size, (r + 0.5) * patch_size, i + 1, color="yellow", ha="center", va="center")
+    return fig
+
+
+def patch_sequence(image: Any, patch_size: int, max_patches: int | None = None, ncols: int = 16) -> Figure:
+    """The patches as the transformer receives them: a sequence of small images, numbered from 1
+    in row-major order; the 2D arrangement is gone and must come back through position embeddings."""
+    img = torch.as_tensor(_image(image))
+    chw = img[None] if img.ndim == 2 else img.permute(2, 0, 1)  # (C, H, W)
+    seq = patchify(chw[None], patch_size)[0]  # (N, p*p*C)
+    seq = rearrange(seq, "n (p1 p2 c) -> n p1 p2 c", p1=patch_size, p2=patch_size).squeeze(-1).numpy()
+    n = len(seq) if max_patches is None else min(max_patches, len(seq))
+    fig, axes = _panels(n, ncols, size=0.8)
+    for i, ax in enumerate(axes):
+        _show(ax, seq[i], str(i + 1))
+    return fig
+
+
+def heatmap(
+    matrix: Any, xlabels: Sequence[Any] | None = None, ylabels: Sequence[Any] | None = None,
+    title: str | None = None, cmap: str = "viridis", annotate: bool | None = None, fmt: str = ".2f",
+    vmin: float | None = None, vmax: float | None = None,
+) -> Figure:
+    """A matrix as coloured cells with a colour bar, values written in the cells when it is small
+    (up to 12 x 12 unless `annotate` says): ConViT gates per layer and head, tables of results."""
+    m = _array(matrix, 2, "matrix")
+    rows, cols = m.shape
+    fig = _figure(figsize=(min(9, 2 + 0.5 * cols), min(8, 1.2 + 0.45 * rows)))
+    ax = fig.add_subplot()
+    im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    fig.colorbar(im, ax=ax, shrink=0.9)
+    for labels, n, set_ticks in ((xlabels, cols, ax.set_xticks), (ylabels, rows, ax.set_yticks)):
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"got {len(labels)} labels for {n} cells: give one label per row / column.")
+        if labels is not None:
+            long = set_ticks is ax.set_xticks and max(len(str(t)) for t in labels) > 3
+            set_ticks(range(n), [str(t) for t in labels], rotation=90 if long else 0)
+    if rows <= 12 and cols <= 12 if annotate is None else annotate:
+        for (r, c), v in np.ndenumerate(m):
+            red, green, blue, _ = im.cmap(im.norm(v))
+            dark = 0.3 * red + 0.6 * green + 0.1 * blue < 0.5  # write light text on dark cells
+            ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def attention_heatmap(attn: Any, labels: Sequence[str] | None = None, title: str | None = None) -> Figure:
+    """An attention matrix (queries, keys): row i is how token i spreads its attention, summing to 1."""
+    a = _array(attn, 2, "attention (queries, keys)")
+    square = a.shape[0] == a.shape[1]
+    fig = heatmap(a, labels, labels if square else None, title, cmap="Blues", annotate=a.size <= 100, vmin=0)
+    fig.axes[0].set_xlabel("key (attended to)"), fig.axes[0].set_ylabel("query (attending)")
+    return fig
+
+
+def attention_maps(
+    image: Any | None, maps: Any, titles: Sequence[str] | None = None, ncols: int = 6,
+    alpha: float = 0.6, cmap: str = "inferno", smooth: bool = True,
+) -> Figure:
+    """Attention maps (K, grid, grid), stretched over the image (shown first) for chosen layers or
+    heads: bright = attended. Each map uses its own colour range: compare where, not how much."""
+    m = _array(maps, 3, "maps (layers or heads, grid, grid)", promote=True)
+    if titles is not None and len(titles) != len(m):
+        raise ValueError(f"got {len(titles)} titles for {len(m)} maps.")
+    img = None if image is None else _image(image)
+    fig, axes = _panels(len(m) + (img is not None), ncols)
+    if img is not None:
+        _show(axes.pop(0), img, "image")
+    h, w = img.shape[:2] if img is not None else m.shape[-2:]
+    for k, (ax, a) in enumerate(zip(axes, m)):
+        if img is not None:
+            _show(ax, img)
+        ax.imshow(a, cmap=cmap, alpha=alpha if img is not None else 1.0, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+                  interpolation="bilinear" if smooth else "nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(titles[k] if titles is not None else str(k), fontsize=8)
+    return fig
+
+
+def rollout_map(image: Any, rollout_row: Any, prefix: int = 0, title: str = "attention rollout") -> Figure:
+    """What the class token's output draws on across all layers (a row of `analysis.rollout`),
+    over the image. Takes the row on the grid (grid, grid) or as tokens (prefix + N,)."""
+    row = torch.as_tensor(rollout_row).detach().float()
+    grid = analysis.token_grid(row, prefix) if row.ndim == 1 else row  # (g, g)
+    return attention_maps(image, grid[None], titles=[title])
+
+
+def attention_distance(distances: Any, grid: int | None = None, patch_size: int | None = None) -> Figure:
+    """Mean attention distance (layers, heads), one dot per head at each layer (ViT Fig. 7 right):
+    low dots are local heads, high dots global ones. Give a dict {name: distances} to compare
+    models; with grid and patch_size a dashed line marks uniform attention over all patches."""
+    series = dict(distances) if isinstance(distances, Mapping) else {None: distances}
+    fig = _figure(figsize=(5, 3.5))
+    ax = fig.add_subplot()
+    for i, (name, d) in enumerate(series.items()):
+        d = _array(d, 2, "distances (layers, heads)", promote=True)
+        layers, heads = d.shape
+        x = np.repeat(np.arange(1, layers + 1), heads) + 0.15 * (i - (len(series) - 1) / 2)
+        ax.scatter(x, d.flatten(), s=14, alpha=0.8, color=f"C{i}", label=name)
+    if grid is not None and patch_size is not None:
+        uniform = analysis.patch_distances(grid, patch_size).mean().item()
+        ax.axhline(uniform, ls="--", color="gray", lw=1, label="uniform attention")
+    ax.set_xlabel("network depth (layer)"), ax.set_ylabel("mean attention distance (pixels)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if len(series) > 1 or ax.lines:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def position_similarity_grid(sim: Any, grid: int, title: str | None = None, vmin=None, vmax=None) -> Figure:
+    """For each patch (tile at its row and column), the cosine similarity of its position embedding
+    with every other patch's (pixels inside the tile): ViT Fig. 7 centre, from `analysis.position_similarity`.
+    One colour scale for all tiles, the data's range unless given (the paper uses -1 to 1)."""
+    s = torch.as_tensor(sim).detach().float().cpu()
+    if s.shape != (grid * grid, grid * grid):
+        raise ValueError(f"similarity of shape {tuple(s.shape)} does not fit grid={grid}: expected ({grid**2}, {grid**2}).")
+    tiles = rearrange(s, "(qr qc) (kr kc) -> qr qc kr kc", qr=grid, kr=grid)
+    tiles = torch.nn.functional.pad(tiles, (0, 1, 0, 1), value=float("nan"))  # a gap after every tile
+    mosaic = rearrange(tiles, "qr qc kr kc -> (qr kr) (qc kc)")[:-1, :-1]  # (g*(g+1)-1, same)
+    fig = _figure(figsize=(5, 4.3))
+    ax = fig.add_subplot()
+    im = ax.imshow(mosaic.numpy(), cmap="viridis", vmin=vmin, vmax=vmax)
+    fig.colorbar(im, ax=ax, shrink=0.85, label="cosine similarity")
+    ticks = np.arange(grid) * (grid + 1) + (grid - 1) / 2
+    ax.set_xticks(ticks, range(1, grid + 1)), ax.set_yticks(ticks, range(1, grid + 1))
+    ax.tick_params(length=0, labelsize=7)
+    ax.set_xlabel("input patch column"), ax.set_ylabel("input patch row")
+    ax.set_title(title or "position embedding similarity", fontsize=10)
+    return fig
+
+
+def curves(histories: Any, metrics: Sequence[str] = ("loss", "acc")) -> Figure:
+    """Training curves, one panel per metric: train solid, test/val dashed, one colour per run.
+
+    Takes one history or a dict {name: history}; a history is `train.History` (anything with
+    `as_dict()`) or a dict of lists with keys like "epoch", "train_loss", "test_acc"."""
+    many = isinstance(histories, Mapping) and all(
+        hasattr(v, "as_dict") or isinstance(v, Mapping) for v in histories.values())
+    runs = dict(histories) if many and histories else {"": histories}
+    fig = _figure(figsize=(4.2 * len(metrics), 3.2))
+    axes = [fig.add_subplot(1, len(metrics), i + 1) for i in range(len(metrics))]
+    for i, (name, h) in enumerate(runs.items()):
+        d = dict(h.as_dict() if hasattr(h, "as_dict") else h)
+        for ax, metric in zip(axes, metrics):
+            for key, values in d.items():
+                split = key[: -len(metric) - 1] if key.endswith("_" + metric) else "" if key == metric else None
+                if split is None or key == "epoch":
+                    continue
+                y = np.array([np.nan if v is None else float(v) for v in values])
+                if np.isnan(y).all():
+                    continue  # never measured, e.g. no test set
+                x = np.asarray(d["epoch"]) if len(d.get("epoch", ())) == len(y) else np.arange(1, len(y) + 1)
+                style, kept = "-" if split in ("train", "") else "--", ~np.isnan(y)  # skip epochs not evaluated
+                ax.plot(x[kept], y[kept], style, color=f"C{i}", marker="o" if len(y) <= 20 else None, ms=3,
+                        label=f"{name} {split}".strip() or metric)
+    for ax, metric in zip(axes, metrics):
+        ax.set_xlabel("epoch"), ax.set_ylabel({"acc": "accuracy", "lr": "learning rate"}.get(metric, metric))
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    return fig
+
+
+def image_grid(images: Any, labels: Sequence[Any] | None = None, ncols: int = 8) -> Figure:
+    """A batch (B, C, H, W) or list of images side by side, with optional labels as titles
+    (examples from the data set, augmentations, what the model got wrong)."""
+    images = list(images)
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"got {len(labels)} labels for {len(images)} images.")
+    fig, axes = _panels(len(images), ncols)
+    for i, (ax, img) in enumerate(zip(axes, images)):
+        _show(ax, _image(img), None if labels is None else str(labels[i]))
+    return fig

@@ -151,3 +151,155 @@ def _register_vit() -> None:
 
 
 _register_vit()
+
+
+# --- Distilled DeiT: timm.models.deit.VisionTransformerDistilled --------------------------------
+
+
+def _deit_to_timm(model: nn.Module) -> nn.Module:
+    """timm's distilled DeiT; distilled training on, so that in training it also returns the pair."""
+    timm_model = _vit_to_timm(model, "VisionTransformerDistilled")
+    timm_model.set_distilled_training(True)
+    return timm_model
+
+
+def _register_deit() -> None:
+    from .deit import DistilledViT
+    from .vit import ViTConfig
+
+    FAMILIES.append(
+        Family(DistilledViT, "VisionTransformerDistilled",
+               lambda tm: DistilledViT(ViTConfig(**_vit_config_from_timm(tm))), _deit_to_timm,
+               {"pos_embed.weight": "pos_embed"})  # dist_token and head_dist have timm's names
+    )
+
+
+_register_deit()
+
+
+# --- CaiT: timm.models.cait.Cait ---------------------------------------------------------------
+
+
+def _cait_config_from_timm(tm: nn.Module) -> dict:
+    """Read a CaiTConfig's fields from a timm Cait, refusing features we do not model.
+
+    LayerScale's init value is not stored in the weights, so it is left to the depth rule; the
+    copied gammas decide the function anyway.
+    """
+    from timm.models.cait import TalkingHeadAttn
+    from timm.models.vision_transformer import Attention
+
+    block, token_blocks = tm.blocks[0], tm.blocks_token_only
+    mlp_ratio = block.mlp.fc1.out_features / tm.embed_dim
+    unsupported = {
+        "global_pool": tm.global_pool != "token",
+        "no class-attention blocks": token_blocks is None or len(token_blocks) == 0,
+        "mlp_ratio_token_only != mlp_ratio": bool(token_blocks)
+        and token_blocks[0].mlp.fc1.out_features / tm.embed_dim != mlp_ratio,
+        "attn_block": type(block.attn) not in (TalkingHeadAttn, Attention),
+        "non-square images": tm.patch_embed.img_size[0] != tm.patch_embed.img_size[1],
+    }
+    bad = [k for k, v in unsupported.items() if v]
+    if bad:
+        raise ValueError(f"this timm Cait uses {bad}, which vit_tutorial's CaiT does not model.")
+    return dict(
+        image_size=tm.patch_embed.img_size[0],
+        patch_size=tm.patch_embed.patch_size[0],
+        in_channels=tm.patch_embed.proj.in_channels,
+        num_classes=tm.num_classes,
+        dim=tm.embed_dim,
+        depth=len(tm.blocks),
+        heads=block.attn.num_heads,
+        mlp_ratio=mlp_ratio,
+        qkv_bias=block.attn.qkv.bias is not None,
+        depth_token_only=len(token_blocks),
+        talking_heads=isinstance(block.attn, TalkingHeadAttn),
+    )
+
+
+def _cait_to_timm(model: nn.Module) -> nn.Module:
+    from timm.models.cait import Cait, TalkingHeadAttn
+    from timm.models.vision_transformer import Attention
+
+    c = model.config
+    return Cait(
+        img_size=c.image_size, patch_size=c.patch_size, in_chans=c.in_channels, num_classes=c.num_classes,
+        embed_dim=c.dim, depth=c.depth, num_heads=c.heads, mlp_ratio=c.mlp_ratio, qkv_bias=c.qkv_bias,
+        drop_path_rate=c.drop_path, proj_drop_rate=c.drop, init_values=c.layer_scale,
+        depth_token_only=c.depth_token_only, mlp_ratio_token_only=c.mlp_ratio,
+        attn_block=TalkingHeadAttn if c.talking_heads else Attention, global_pool="token",
+    )
+
+
+def _register_cait() -> None:
+    from .cait import CaiT, CaiTConfig
+
+    FAMILIES.append(
+        Family(CaiT, "Cait", lambda tm: CaiT(CaiTConfig(**_cait_config_from_timm(tm))), _cait_to_timm,
+               {"pos_embed.weight": "pos_embed", "ls1.gamma": "gamma_1", "ls2.gamma": "gamma_2"})
+    )
+
+
+_register_cait()
+
+
+# --- ConViT: timm.models.convit.ConVit --------------------------------------------------------
+
+
+def _convit_config_from_timm(tm: nn.Module) -> dict:
+    """Read a ConViTConfig's fields from a timm ConVit, refusing features we do not model.
+
+    timm's `embed_dim` argument counts per head; the built model's `tm.embed_dim` is the total.
+    """
+    from timm.layers import PatchEmbed
+
+    depth, local = len(tm.blocks), tm.local_up_to_layer
+    unsupported = {
+        "global_pool": tm.global_pool != "token",
+        "no pos_embed": not tm.use_pos_embed,
+        "hybrid backbone": type(tm.patch_embed) is not PatchEmbed,
+        "no MHSA block after the GPSA blocks": not 0 <= local < depth,
+        "non-square images": tm.patch_embed.img_size[0] != tm.patch_embed.img_size[1],
+    }
+    bad = [k for k, v in unsupported.items() if v]
+    if bad:
+        raise ValueError(f"this timm ConVit uses {bad}, which vit_tutorial's ConViT does not model.")
+    attn = tm.blocks[0].attn
+    q_proj = attn.qk if hasattr(attn, "qk") else attn.qkv
+    return dict(
+        image_size=tm.patch_embed.img_size[0],
+        patch_size=tm.patch_embed.patch_size[0],
+        in_channels=tm.patch_embed.proj.in_channels,
+        num_classes=tm.num_classes,
+        dim=tm.embed_dim,
+        depth=depth,
+        heads=attn.num_heads,
+        mlp_ratio=tm.blocks[0].mlp.fc1.out_features / tm.embed_dim,
+        qkv_bias=q_proj.bias is not None,
+        local_up_to_layer=local,
+        locality_strength=tm.locality_strength,
+    )
+
+
+def _convit_to_timm(model: nn.Module) -> nn.Module:
+    from timm.models.convit import ConVit
+
+    c = model.config
+    return ConVit(
+        img_size=c.image_size, patch_size=c.patch_size, in_chans=c.in_channels, num_classes=c.num_classes,
+        embed_dim=c.dim // c.heads, depth=c.depth, num_heads=c.heads, mlp_ratio=c.mlp_ratio,  # per head
+        qkv_bias=c.qkv_bias, drop_path_rate=c.drop_path, proj_drop_rate=c.drop,
+        local_up_to_layer=c.local_up_to_layer, locality_strength=c.locality_strength, global_pool="token",
+    )
+
+
+def _register_convit() -> None:
+    from .convit import ConViT, ConViTConfig
+
+    FAMILIES.append(
+        Family(ConViT, "ConVit", lambda tm: ConViT(ConViTConfig(**_convit_config_from_timm(tm))), _convit_to_timm,
+               {"pos_embed.weight": "pos_embed"})  # GPSA's qk, v, pos_proj, gating_param have timm's names
+    )
+
+
+_register_convit()

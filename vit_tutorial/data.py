@@ -1,0 +1,241 @@
+"""Data: the bundled MNIST 5k, CIFAR-10 (downloaded on request), low-data subsets and augmentations.
+
+Images stay in memory as uint8 tensors (N, C, H, W); an item is `(image, label)` with the image
+as float32 (C, H, W), normalised with the data set's mean and std. Augmentations are torchvision
+`transforms.v2`: shifts, flips and random erasing per image, mixup/cutmix per batch (`mixer`).
+Everything is read from `data_dir()`; the only thing ever written there is a CIFAR-10 download.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils import data as tud
+from torchvision.datasets import CIFAR10
+from torchvision.transforms import v2
+
+ENV_DATA, ENV_SYNTHETIC = "VIT_TUTORIAL_DATA", "VIT_TUTORIAL_SYNTHETIC"
+NAMES, SPLITS = ("mnist5k", "cifar10"), ("train", "test")
+_BUNDLED = Path(__file__).resolve().parent.parent / "data"
+# Mean and std of each full training set (MNIST 60k, CIFAR-10 50k) per channel, pixels in [0, 1].
+STATS = {"mnist5k": ((0.1307,), (0.3081,)), "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))}
+CLASSES = {
+    "mnist5k": [str(d) for d in range(10)],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
+
+
+def data_dir() -> Path:
+    """Where data lives: $VIT_TUTORIAL_DATA if set, else the repository's `data/` beside the package."""
+    return Path(os.environ[ENV_DATA]).expanduser() if os.environ.get(ENV_DATA) else _BUNDLED
+
+
+@dataclass
+class Augment:
+    """Which augmentations to apply to training images; the defaults switch everything off."""
+
+    shift: int = 0  # random translation by up to `shift` pixels (zero-padded random crop)
+    flip: bool = False  # random horizontal flip: for photos (CIFAR), never for digits
+    erasing: float = 0.0  # probability of random erasing (DeiT uses 0.25)
+    mixup: float = 0.0  # mixup alpha, 0 = off (batch level, see `mixer`)
+    cutmix: float = 0.0  # cutmix alpha, 0 = off (batch level, see `mixer`)
+
+    def __post_init__(self) -> None:
+        if self.shift < 0 or not 0.0 <= self.erasing <= 1.0 or self.mixup < 0 or self.cutmix < 0:
+            raise ValueError(f"bad {self}: use shift >= 0, erasing in [0, 1], mixup/cutmix alpha >= 0.")
+
+    @property
+    def per_image(self) -> bool:
+        return self.shift > 0 or self.flip or self.erasing > 0
+
+
+class ImageDataset(tud.Dataset):
+    """Labelled images held in memory as uint8 (N, C, H, W); items are (normalised float image, label)."""
+
+    def __init__(self, name: str, images: torch.Tensor, targets: torch.Tensor, augment: Augment | None = None):
+        self.name, self.images, self.targets = name, images, targets.long()  # (N, C, H, W) uint8, (N,)
+        self.classes = CLASSES[name]
+        mean, std = STATS[name]
+        self.mean, self.std = torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)  # (C, 1, 1)
+        if augment is not None and augment.flip and name == "mnist5k":
+            raise ValueError("Augment(flip=True) mirrors digits into non-digits: keep flip=False for mnist5k.")
+        self.augment = augment if augment is not None and augment.per_image else None
+        a = self.augment or Augment()
+        moves = [v2.RandomCrop(self.image_size, padding=a.shift)] if a.shift else []
+        moves += [v2.RandomHorizontalFlip()] if a.flip else []
+        self.move = v2.Compose(moves) if moves else None  # on uint8 images
+        self.erase = v2.RandomErasing(p=a.erasing, value="random") if a.erasing else None  # on normalised ones
+
+    num_classes = property(lambda self: len(self.classes))
+    in_channels = property(lambda self: self.images.shape[1])
+    image_size = property(lambda self: self.images.shape[-1])
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (..., C, H, W) -> float32, zero mean and unit std per channel."""
+        return (images.float() / 255 - self.mean) / self.std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images (..., C, H, W) -> float pixels in [0, 1], ready for `plt.imshow`."""
+        return (x.cpu() * self.std + self.mean).clamp(0, 1)
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
+        """A whole batch at once (the DataLoader calls this): one tensor op instead of B item calls."""
+        batch = self.images[indices]  # (B, C, H, W) uint8
+        if self.move is not None:
+            batch = torch.stack([self.move(img) for img in batch])
+        x = self.normalize(batch)  # (B, C, H, W) float32
+        if self.erase is not None:
+            x = torch.stack([self.erase(img) for img in x])
+        return list(zip(x, self.targets[indices].tolist()))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.__getitems__([i])[0]
+
+    def __repr__(self) -> str:
+        return f"{self.name}: {len(self)} images {tuple(self.images.shape[1:])}, {self.num_classes} classes"
+
+
+class Subset(tud.Subset):
+    """Part of an ImageDataset that still answers `.targets`, `.classes`, `.images`, `denormalize`..."""
+
+    targets = property(lambda self: self.dataset.targets[self.indices])
+    images = property(lambda self: self.dataset.images[self.indices])
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("dataset", "indices"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)  # classes, num_classes, image_size, denormalize, ...
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _mnist5k(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The npz made by scripts/make_mnist5k.py, from `root` or else from the repository's data/."""
+    for folder in (Path(root), _BUNDLED):
+        if (folder / "mnist5k.npz").is_file():
+            with np.load(folder / "mnist5k.npz") as f:
+                x, y = torch.from_numpy(f[f"x_{split}"]), torch.from_numpy(f[f"y_{split}"])
+            return x.unsqueeze(1), y.long()  # (N, 1, 28, 28) uint8, (N,)
+    raise ValueError(f"mnist5k.npz is missing from {_BUNDLED}: restore it from git or run scripts/make_mnist5k.py.")
+
+
+@lru_cache(maxsize=4)
+def _cifar10(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read the batches of the official python format (pickles of uint8 (n, 3072) and labels)."""
+    files = [f for f, _ in (CIFAR10.train_list if split == "train" else CIFAR10.test_list)]
+    xs, ys = [], []
+    for f in files:
+        with open(Path(root) / CIFAR10.base_folder / f, "rb") as fh:
+            entry = pickle.load(fh, encoding="latin1")
+        xs.append(np.asarray(entry["data"], dtype=np.uint8))
+        ys.extend(entry["labels"])
+    x = torch.from_numpy(np.concatenate(xs)).view(-1, 3, 32, 32)  # (N, 3, 32, 32): rows are R, G, B planes
+    return x, torch.tensor(ys, dtype=torch.long)
+
+
+def _synthetic_cifar10(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Small deterministic CIFAR-shaped data (500 / 100 a class): a fixed colour pattern per class plus noise."""
+    g = torch.Generator().manual_seed(0 if split == "train" else 1)
+    prototypes = torch.rand(10, 3, 4, 4, generator=torch.Generator().manual_seed(42)) * 255  # coarse patterns
+    prototypes = torch.nn.functional.interpolate(prototypes, size=32, mode="bilinear")  # (10, 3, 32, 32)
+    y = torch.arange(10).repeat(500 if split == "train" else 100)
+    y = y[torch.randperm(len(y), generator=g)]
+    x = prototypes[y] + 60 * torch.randn(len(y), 3, 32, 32, generator=g)
+    return x.clamp(0, 255).to(torch.uint8), y
+
+
+def cifar10_available(root: Path | None = None) -> bool:
+    """Whether the extracted CIFAR-10 batches are in `root` (default data_dir())."""
+    folder = Path(root or data_dir()) / CIFAR10.base_folder
+    return all((folder / f).is_file() for f, _ in CIFAR10.train_list + CIFAR10.test_list)
+
+
+def load(name: str, split: str, augment: Augment | None = None, download: bool = False) -> ImageDataset:
+    """One split of a data set: `load("mnist5k", "train", Augment(shift=2))`.
+
+    CIFAR-10 is downloaded into data_dir() only with `download=True`; with VIT_TUTORIAL_SYNTHETIC=1
+    it is replaced by small synthetic data of the same shape (for rehearsals without a download).
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown data set {name!r}: use one of {', '.join(NAMES)}.")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'.")
+    if name == "mnist5k":
+        return ImageDataset(name, *_mnist5k(str(data_dir()), split), augment)
+    if os.environ.get(ENV_SYNTHETIC, "") not in ("", "0"):
+        return ImageDataset(name, *_synthetic_cifar10(split), augment)
+    root = data_dir()
+    if not cifar10_available(root) and download:
+        try:
+            CIFAR10(root, train=True, download=True)  # fetches, checks md5 and extracts the archive
+        except Exception as err:  # offline, proxy, disk full: say what to do instead
+            raise ValueError(f"could not download CIFAR-10 into {root} ({err}). {_CIFAR_HELP}") from err
+    if not cifar10_available(root):
+        raise ValueError(f"CIFAR-10 is not in {root / CIFAR10.base_folder}. {_CIFAR_HELP}")
+    return ImageDataset(name, *_cifar10(str(root), split), augment)
+
+
+_CIFAR_HELP = (
+    "Run `vit_tutorial.data.load('cifar10', 'train', download=True)` once while online, or put the "
+    f"extracted `{CIFAR10.base_folder}` folder in data/ (or in ${ENV_DATA}); ${ENV_SYNTHETIC}=1 uses synthetic data."
+)
+
+
+def for_profile(profile, augment: Augment | None = None, download: bool = True) -> tuple[ImageDataset, ImageDataset]:
+    """(train, test) of `profile.dataset`, augmenting only train.
+
+    CIFAR-10 is downloaded if missing; offline it falls back to MNIST 5k (no flips) with a one-line notice.
+    """
+    name = profile.dataset
+    if name == "cifar10":
+        try:
+            return load(name, "train", augment, download=download), load(name, "test")
+        except ValueError as err:
+            print(f"Using mnist5k instead of CIFAR-10. {err}".replace("\n", " "))
+            name, augment = "mnist5k", replace(augment, flip=False) if augment is not None else None
+    return load(name, "train", augment), load(name, "test")
+
+
+def subset(dataset: tud.Dataset, fraction: float, seed: int = 0) -> Subset:
+    """A stratified, seeded `fraction` of `dataset`: that share of every class, at least one image each."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}: e.g. 0.1 keeps 10% of every class.")
+    g = torch.Generator().manual_seed(seed)
+    targets, keep = dataset.targets, []
+    for c in targets.unique():
+        idx = torch.nonzero(targets == c).flatten()  # this class's positions
+        k = max(1, round(fraction * len(idx)))
+        keep.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    return Subset(dataset, torch.cat(keep).sort().values.tolist())
+
+
+def mixer(augment: Augment | None, num_classes: int):
+    """Batch-level mixup / cutmix: (x (B, C, H, W), y (B,)) -> (mixed x, soft targets (B, classes)); None if off."""
+    if augment is None or (augment.mixup <= 0 and augment.cutmix <= 0):
+        return None
+    mixes = ([v2.MixUp(alpha=augment.mixup, num_classes=num_classes)] if augment.mixup > 0 else []) + (
+        [v2.CutMix(alpha=augment.cutmix, num_classes=num_classes)] if augment.cutmix > 0 else []
+    )
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)  # DeiT: one of the two per batch
+
+
+def loader(dataset: tud.Dataset, batch_size: int, shuffle: bool, seed: int = 0, device=None) -> tud.DataLoader:
+    """A DataLoader with a seeded order; worker processes and pinned memory only when training on CUDA."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    workers = min(4, os.cpu_count() or 1) if cuda else 0  # in-memory data on CPU: workers only add overhead
+    return tud.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed),
+        num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0,
+    )

@@ -1,0 +1,88 @@
+"""What each model learns in a profile, and how fast: test accuracy, training seconds, parameters, images/s.
+
+Trains the runs of a profile (default: cpu, on MNIST 5k) exactly as the notebooks and
+`python -m vit_tutorial train` do, or reads the shipped checkpoints' JSON instead of training.
+Images/s is the training throughput that the progress bar shows: training images over the
+wall-clock seconds of the epochs (data loading included, evaluation excluded). The load average
+is recorded because other processes on the machine slow training down.
+Writes bench/results/learning.json.
+
+    python bench/learning.py                       # train the cpu runs of vit and cnn
+    python bench/learning.py --from-checkpoints    # report data/checkpoints/* without training
+    python bench/learning.py --profile smoke --kinds vit
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from vit_tutorial import checkpoint, profiles, train
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ["vit", "cnn"]
+
+
+def row(kind: str, info: dict, params: int) -> dict:
+    s = info["summary"]
+    return {
+        "model": kind, "profile": info.get("profile"), "dataset": info.get("dataset"), "epochs": s["epochs"],
+        "test_acc": info["metrics"]["test_acc"], "best_test_acc": s["best_test_acc"],
+        "train_seconds": s["train_seconds"], "params": params, "images_per_s": s["images_per_s"],
+        "threads": info.get("made_by", {}).get("threads", torch.get_num_threads()),
+    }
+
+
+def trained(kind: str, profile: str, seed: int) -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model, _ = train.fit_profile(kind, profile, seed=seed, out=tmp)
+        info = checkpoint.read_info(tmp)
+    return row(kind, info, sum(p.numel() for p in model.parameters())) | {"load_after": os.getloadavg()}
+
+
+def shipped(kind: str) -> dict:
+    model, info = checkpoint.load(ROOT / "data" / "checkpoints" / kind)
+    return row(kind, info, sum(p.numel() for p in model.parameters()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kinds", nargs="+", default=KINDS, help=f"models (default: {' '.join(KINDS)})")
+    parser.add_argument("--profile", default="cpu", choices=profiles.NAMES, help="profile to train (default: cpu)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--from-checkpoints", action="store_true", help="read data/checkpoints/<kind> instead of training")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "learning.json")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()
+    try:
+        rows = [shipped(k) if args.from_checkpoints else trained(k, args.profile, args.seed) for k in args.kinds]
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    print(f"{'model':8} {'test acc':>9} {'best':>7} {'epochs':>6} {'train s':>8} {'params':>9} {'images/s':>9}")
+    for r in rows:
+        print(f"{r['model']:8} {r['test_acc']:9.2%} {r['best_test_acc']:7.2%} {r['epochs']:6d} "
+              f"{r['train_seconds']:8.1f} {r['params']:9,d} {r['images_per_s']:9.0f}")
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "command": " ".join(["python", "bench/learning.py", *(argv if argv is not None else sys.argv[1:])]),
+        "source": "shipped checkpoints" if args.from_checkpoints else f"trained, profile {args.profile}",
+        "load_before": load_before, "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,8 @@ Trains the runs of a profile (default: cpu, on MNIST 5k) exactly as the notebook
 `python -m vit_tutorial train` do, or reads the shipped checkpoints' JSON instead of training.
 Images/s is the training throughput that the progress bar shows: training images over the
 wall-clock seconds of the epochs (data loading included, evaluation excluded). The load average
-is recorded because other processes on the machine slow training down.
+is recorded because other processes on the machine slow training down; the process CPU time
+(evaluation included) is a figure that other processes change less.
 Writes bench/results/learning.json.
 
     python bench/learning.py                       # train the cpu runs of vit and cnn
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,16 +38,20 @@ def row(kind: str, info: dict, params: int) -> dict:
         "test_acc": info["metrics"]["test_acc"], "best_test_acc": s["best_test_acc"],
         "train_seconds": s["train_seconds"], "params": params, "images_per_s": s["images_per_s"],
         "threads": info.get("made_by", {}).get("threads", torch.get_num_threads()),
+        "cpu_seconds": info.get("made_by", {}).get("cpu_seconds"),  # process CPU time, evaluation included
+        "load_average": info.get("made_by", {}).get("load_average"),
     }
 
 
 def trained(kind: str, profile: str, seed: int) -> dict:
     import tempfile
 
+    start = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         model, _ = train.fit_profile(kind, profile, seed=seed, out=tmp)
         info = checkpoint.read_info(tmp)
-    return row(kind, info, sum(p.numel() for p in model.parameters())) | {"load_after": os.getloadavg()}
+    return row(kind, info, sum(p.numel() for p in model.parameters())) | {
+        "cpu_seconds": time.process_time() - start, "load_average": os.getloadavg()}
 
 
 def shipped(kind: str) -> dict:
@@ -66,10 +72,11 @@ def main(argv: list[str] | None = None) -> None:
         rows = [shipped(k) if args.from_checkpoints else trained(k, args.profile, args.seed) for k in args.kinds]
     except ValueError as err:
         sys.exit(f"error: {err}")
-    print(f"{'model':8} {'test acc':>9} {'best':>7} {'epochs':>6} {'train s':>8} {'params':>9} {'images/s':>9}")
+    print(f"{'model':8} {'test acc':>9} {'best':>7} {'epochs':>6} {'train s':>8} {'CPU s':>7} {'params':>9} {'images/s':>9}")
     for r in rows:
+        cpu = f"{r['cpu_seconds']:7.0f}" if r["cpu_seconds"] is not None else f"{'-':>7}"
         print(f"{r['model']:8} {r['test_acc']:9.2%} {r['best_test_acc']:7.2%} {r['epochs']:6d} "
-              f"{r['train_seconds']:8.1f} {r['params']:9,d} {r['images_per_s']:9.0f}")
+              f"{r['train_seconds']:8.1f} {cpu} {r['params']:9,d} {r['images_per_s']:9.0f}")
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),

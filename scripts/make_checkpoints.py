@@ -10,6 +10,7 @@ saved without optimizer state, which keeps it to a few hundred KB.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -39,6 +40,7 @@ def distillation(profile: str, root: Path) -> tuple[dict, dict]:
 def make(kind: str, profile: str = "cpu", seed: int = 0, root: Path = ROOT) -> dict:
     """Train `kind` with `profile`'s run on the CPU and save it, weights only, to root/kind; returns its info."""
     overrides, record = distillation(profile, root) if kind == "deit" else ({}, {})
+    cpu_start = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         model, history = train.fit_profile(kind, profile, seed=seed, out=tmp, device="cpu", **overrides)
         info = checkpoint.read_info(tmp)
@@ -46,6 +48,7 @@ def make(kind: str, profile: str = "cpu", seed: int = 0, root: Path = ROOT) -> d
     extra["made_by"] = {
         "command": "python scripts/make_checkpoints.py", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.platform(),
+        "cpu_seconds": time.process_time() - cpu_start, "load_average": os.getloadavg(),  # other work slows training
     }
     checkpoint.save(root / kind, model, kind=kind, extra=extra)  # no optimizer state: small, not resumable
     return checkpoint.read_info(root / kind)

@@ -28,7 +28,7 @@ import torch
 from vit_tutorial import checkpoint, profiles, train
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ["vit", "cnn"]
+KINDS = ["cnn", "vit", "deit", "convit", "cait"]
 
 
 def row(kind: str, info: dict, params: int) -> dict:

@@ -64,7 +64,9 @@ class DistillationLoss:
     - "soft": KL divergence between the softened distributions softmax(logits / tau), times tau^2,
       summed and divided by batch * classes (exactly as the official code does);
     - "hard": cross-entropy against the teacher's top class;
-    - "none": no teacher; only the class head (or a plain model's logits) meets the targets.
+    - "none": no teacher; only the class head (or a plain model's logits) meets the targets, so a
+      DistilledViT's distillation head stays untrained while eval still averages both heads: for a
+      no-distillation baseline of a DistilledViT, train both heads on the labels (train.fit's default).
     The teacher runs in eval mode without gradients and is moved to the images' device.
     """
 

@@ -8,7 +8,7 @@ are. The self-attention stage uses talking-heads attention (Shazeer et al., 2020
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -16,7 +16,8 @@ from torch import nn
 
 from .attention import MultiHeadSelfAttention, RecordsAttention, attend, check_heads
 from .blocks import MLP, Block, DropPath, LayerScale, init_weights, layer_norm, layer_scale_init
-from .tokens import PatchEmbed, PositionEmbedding, check_patch_grid
+from .tokens import PatchEmbed, PositionEmbedding
+from .vit import GridConfig
 
 
 def mix_heads(attn: torch.Tensor, mix: nn.Linear) -> torch.Tensor:
@@ -121,7 +122,7 @@ class ClassAttentionBlock(nn.Module):
 
 
 @dataclass
-class CaiTConfig:
+class CaiTConfig(GridConfig):
     """Everything that fixes a CaiT's shape. Defaults are CaiT-XXS24 at 224 x 224 (timm `cait_xxs24_224`)."""
 
     image_size: int = 224
@@ -140,11 +141,7 @@ class CaiTConfig:
     talking_heads: bool = True  # False: plain multi-head self-attention, for comparison
 
     def __post_init__(self) -> None:
-        check_patch_grid(self.image_size, self.patch_size)
-        check_heads(self.dim, self.heads)
-        for name in ("in_channels", "num_classes", "depth", "depth_token_only"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+        self.check("depth_token_only")
         if self.init_values is not None and self.init_values <= 0:
             raise ValueError(f"init_values must be positive (or None for the depth rule), got {self.init_values}.")
         if not 0.0 <= self.drop_path < 1.0:
@@ -155,16 +152,6 @@ class CaiTConfig:
         """LayerScale's initial value: `init_values`, or CaiT's rule for this depth."""
         return self.init_values if self.init_values is not None else layer_scale_init(self.depth)
 
-    @property
-    def grid_size(self) -> int:
-        return self.image_size // self.patch_size
-
-    @property
-    def num_patches(self) -> int:
-        return self.grid_size**2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class CaiT(nn.Module):

@@ -11,7 +11,7 @@ position, head by head. The paper's nonlocality of a head is
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -19,7 +19,8 @@ from torch import nn
 
 from .attention import RecordsAttention, attend, check_heads
 from .blocks import Block, drop_path_rates, init_weights, layer_norm
-from .tokens import PatchEmbed, PositionEmbedding, check_patch_grid, prepend_tokens
+from .tokens import PatchEmbed, PositionEmbedding, prepend_tokens
+from .vit import GridConfig
 
 
 def square_grid(num_patches: int) -> int:
@@ -151,7 +152,7 @@ class GPSA(RecordsAttention, nn.Module):
 
 
 @dataclass
-class ConViTConfig:
+class ConViTConfig(GridConfig):
     """Everything that fixes a ConViT's shape. Defaults are ConViT-Tiny (timm `convit_tiny`, 5.7M
     parameters): dim is the total embedding (timm's convit counts it per head: 48 x 4 heads)."""
 
@@ -170,11 +171,7 @@ class ConViTConfig:
     locality_strength: float = 1.0  # alpha: how sharply each GPSA head starts on its offset
 
     def __post_init__(self) -> None:
-        check_patch_grid(self.image_size, self.patch_size)
-        check_heads(self.dim, self.heads)
-        for name in ("in_channels", "num_classes", "depth"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+        self.check()
         if not 0 <= self.local_up_to_layer < self.depth:
             raise ValueError(
                 f"local_up_to_layer {self.local_up_to_layer} must be in [0, depth - 1 = {self.depth - 1}]: "
@@ -183,16 +180,6 @@ class ConViTConfig:
         if self.locality_strength < 0:
             raise ValueError(f"locality_strength must be >= 0 (0: no locality), got {self.locality_strength}.")
 
-    @property
-    def grid_size(self) -> int:
-        return self.image_size // self.patch_size
-
-    @property
-    def num_patches(self) -> int:
-        return self.grid_size**2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class ConViT(nn.Module):

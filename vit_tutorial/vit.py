@@ -11,8 +11,31 @@ from .blocks import Block, drop_path_rates, init_weights, layer_norm
 from .tokens import PatchEmbed, PositionEmbedding, check_patch_grid, prepend_tokens
 
 
+class GridConfig:
+    """What the configs of ViT, ConViT and CaiT share: the checks of the patch grid and the heads,
+    the grid's size, and a plain dict for checkpoints (`Model(**config.to_dict())`)."""
+
+    def check(self, *positive: str) -> None:
+        check_patch_grid(self.image_size, self.patch_size)
+        check_heads(self.dim, self.heads)
+        for name in ("in_channels", "num_classes", "depth", *positive):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size**2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
-class ViTConfig:
+class ViTConfig(GridConfig):
     """Everything that fixes a ViT's shape. Defaults are ViT-Tiny/16 at 224 x 224 (5.7M parameters)."""
 
     image_size: int = 224
@@ -30,24 +53,9 @@ class ViTConfig:
     pos_embed: str = "learned"  # or "sincos" (fixed 2D table)
 
     def __post_init__(self) -> None:
-        check_patch_grid(self.image_size, self.patch_size)
-        check_heads(self.dim, self.heads)
+        self.check()
         if self.pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {self.pool!r}.")
-        for name in ("in_channels", "num_classes", "depth"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
-
-    @property
-    def grid_size(self) -> int:
-        return self.image_size // self.patch_size
-
-    @property
-    def num_patches(self) -> int:
-        return self.grid_size**2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class ViT(nn.Module):

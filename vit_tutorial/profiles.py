@@ -57,7 +57,7 @@ _PROFILES: dict[str, Profile] = {
             ),
             "multi_head": dict(dim=32, heads=4, patch_size=4, images=100, digits=3, ablation_images=200),
             # notebook 04. shipped: load data/checkpoints/{vit,cnn} instead of the full runs (plus a tiny real run);
-            # runs on a fraction of the data train for epoch_scale x the epochs (cpu, gpu: 10 = the full run's steps)
+            # runs on a fraction of the data train for epoch_scale x the epochs (cpu, gpu: 8, about the full run's steps)
             "vit_vs_cnn": dict(shipped=True, fractions=(0.1,), epoch_scale=1),
             "vit_analysis": dict(images=100, digits=3),
             # notebook 05: SD picture; regularisation ablation on 25% of the data; DeiT students (shipped: load
@@ -106,7 +106,7 @@ _PROFILES: dict[str, Profile] = {
                 cost_tokens=(128, 256, 512, 1024, 2048, 4096), cost_heads=4, cost_head_dim=32, cost_repeats=5,
             ),
             "multi_head": dict(dim=32, heads=4, patch_size=4, images=1000, digits=3, ablation_images=1000),
-            "vit_vs_cnn": dict(shipped=False, fractions=(0.1,), epoch_scale=10),
+            "vit_vs_cnn": dict(shipped=False, fractions=(0.1,), epoch_scale=8),
             "vit_analysis": dict(images=1000, digits=3),
             "deit_pictures": dict(depth=12, drop_path=0.3, samples=32, count_samples=20000, images=8),
             # no augmentation: on 25% of the data, 25 epochs, the plain ViT overfits (train acc ~99%), which is the point
@@ -152,7 +152,7 @@ _PROFILES: dict[str, Profile] = {
                 cost_tokens=(256, 512, 1024, 2048, 4096, 8192, 16384), cost_heads=8, cost_head_dim=64, cost_repeats=5,
             ),
             "multi_head": dict(dim=32, heads=4, patch_size=4, images=1000, digits=3, ablation_images=1000),
-            "vit_vs_cnn": dict(shipped=False, fractions=(0.1,), epoch_scale=10),
+            "vit_vs_cnn": dict(shipped=False, fractions=(0.1,), epoch_scale=8),
             "vit_analysis": dict(images=1000, digits=3),
             "deit_pictures": dict(depth=12, drop_path=0.3, samples=32, count_samples=20000, images=8),
             "deit_ablation": dict(model=dict(_CIFAR, patch_size=4, dim=192, depth=9, heads=3, mlp_ratio=2.0), epochs=50, batch_size=128,

@@ -163,3 +163,31 @@ def test_fit_profile_trains_the_smoke_run(tmp_path):
     info = checkpoint.read_info(tmp_path)
     assert (info["kind"], info["profile"], info["dataset"], info["epoch"]) == ("cnn", "smoke", "mnist5k", 1)
     assert info["metrics"]["test_acc"] == history.test_acc[-1]
+
+
+def test_fit_profile_distils_deit_from_the_teacher_its_run_names(tmp_path, monkeypatch):
+    from vit_tutorial import deit
+
+    seen = []
+    original = deit.DistillationLoss.__call__
+    monkeypatch.setattr(deit.DistillationLoss, "__call__", lambda self, *a: seen.append(self.kind) or original(self, *a))
+    train.fit_profile("deit", "smoke", epochs=1, out=tmp_path, progress=False, device="cpu")
+    run = profiles.get("smoke").run("deit")
+    assert seen and set(seen) == {run["distillation"]}  # every step used the teacher
+    assert checkpoint.read_info(tmp_path)["distillation"] == {
+        "teacher": run["teacher"], "kind": run["distillation"], "alpha": run["alpha"], "tau": run["tau"]}
+
+
+def test_fit_profile_deit_without_its_teacher_says_how_to_make_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "data_dir", lambda: tmp_path)  # no checkpoints here
+    with pytest.raises(ValueError, match="make it first"):
+        train.fit_profile("deit", "smoke", epochs=1, progress=False, device="cpu")
+
+
+def test_fit_profile_criterion_none_trains_deit_without_a_teacher(monkeypatch):
+    def no_teacher(*args):
+        raise AssertionError("looked for a teacher")
+
+    monkeypatch.setattr(train, "_distillation", no_teacher)
+    _, history = train.fit_profile("deit", "smoke", epochs=1, criterion=None, progress=False, device="cpu")
+    assert len(history.epoch) == 1

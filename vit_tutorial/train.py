@@ -296,7 +296,9 @@ def fit_profile(kind: str, profile: profiles.Profile | str | None = None, *, key
                 seed: int = 0, **overrides) -> tuple[nn.Module, History]:
     """Build model `kind` with the settings of `profile.run(key or kind)`, train it on the profile's data.
 
-    `overrides` go to `fit` (epochs=, out=, resume=, criterion=, device=, ...). Returns (model, history).
+    `overrides` go to `fit` (epochs=, out=, resume=, criterion=, device=, ...). A run that names a
+    `teacher` (DeiT) learns from that checkpoint in data/checkpoints unless `criterion=` is given
+    (`criterion=None`: no teacher). Returns (model, history).
     """
     profile = profile if isinstance(profile, profiles.Profile) else profiles.get(profile)
     run = profile.run(key or kind)
@@ -307,8 +309,28 @@ def fit_profile(kind: str, profile: profiles.Profile | str | None = None, *, key
     for name in ("image_size", "in_channels", "num_classes"):  # the data decide (CIFAR-10 may fall back to MNIST)
         if name in model_kwargs:
             model_kwargs[name] = getattr(train_set, name)
+    info = {"kind": kind, "profile": profile.name, "run": key or kind, "dataset": train_set.name}
+    if run.get("teacher") and "criterion" not in overrides:  # DeiT: the run names its teacher
+        overrides["criterion"], info["distillation"] = _distillation(run, train_set.name)
     profiles.seed_everything(seed)
     model = checkpoint.build(kind, **model_kwargs)
-    info = {"kind": kind, "profile": profile.name, "run": key or kind, "dataset": train_set.name}
     history = fit(model, train_set, test_set, augment=augment, seed=seed, info=info, **{**fit_kwargs, **overrides})
     return model, history
+
+
+def _distillation(run: dict, dataset: str) -> tuple[Callable, dict]:
+    """DeiT's loss for a run naming a teacher, the checkpoint data/checkpoints/<teacher> trained on `dataset`."""
+    from .deit import DistillationLoss
+
+    folder = data.data_dir() / "checkpoints" / run["teacher"]
+    trained_on = checkpoint.read_info(folder).get("dataset") if (folder / checkpoint.CONFIG).is_file() else None
+    if trained_on != dataset:
+        found = f"it was trained on {trained_on}" if trained_on else "there is none"
+        raise ValueError(
+            f"this DeiT run learns from the {run['teacher']!r} teacher in {folder}, trained on {dataset}, but {found}: "
+            f"make it first (python -m vit_tutorial train --model {run['teacher']} --profile <this profile> --out {folder})."
+        )
+    teacher, _ = checkpoint.load(folder)
+    base = nn.CrossEntropyLoss(label_smoothing=run.get("label_smoothing", 0.1))
+    loss = DistillationLoss(base, teacher, run["distillation"], alpha=run["alpha"], tau=run["tau"])
+    return loss, {"teacher": run["teacher"], "kind": run["distillation"], "alpha": run["alpha"], "tau": run["tau"]}

@@ -42,10 +42,12 @@ notebooks: $(STAMP)
 checkpoints: $(STAMP)
 	OMP_NUM_THREADS=$(THREADS) $(PY) scripts/make_checkpoints.py
 
-## make bench: run the benchmarks in bench/ and write bench/results/
+## make bench: run the benchmarks in bench/ and write bench/results/ (THREADS torch threads; suite.py's
+## children run `make test`'s commands with their own defaults)
 bench: $(STAMP)
-	for s in bench/throughput.py bench/attention_cost.py bench/learning.py bench/suite.py; do \
-		test -f $$s && $(PY) $$s || exit 1; \
+	for s in throughput attention_cost fit_speed learning suite; do \
+		echo "== bench/$$s.py --threads $(THREADS)"; \
+		$(PY) bench/$$s.py --threads $(THREADS) || exit 1; \
 	done
 
 clean-venv:

@@ -48,6 +48,9 @@ def test_throughput_quick(run_script):
         assert r["ours_img_s"] > 0 and r["timm_img_s"] > 0
         assert r["ratio_q1"] <= r["ratio"] <= r["ratio_q3"]
         assert r["meets"] == (r["ratio"] >= r["target"])
+    for v in info["verdicts"]:
+        assert v["lowest"] <= v["median_model_ratio"] <= v["highest"]
+        assert v["meets"] == (v["shortfall"] == 0) == (v["median_model_ratio"] >= v["target"])
 
 
 def test_attention_cost_quick(run_script):
@@ -70,3 +73,27 @@ def test_suite_quick(run_script):
     (unit,) = info["rows"]
     assert unit["kind"] == "unit" and unit["rc"] == 0 and "passed" in unit["summary"]
     assert info["totals"]["total_s"] == pytest.approx(unit["seconds"], abs=0.01)
+
+
+def test_fit_speed_quick(run_script):
+    info = run_script("fit_speed")
+    assert info["profile"] == "smoke" and {r["family"] for r in info["rows"]} == {"vit", "convit", "cait"}
+    for r in info["rows"]:
+        assert len(r["epoch_seconds"]) == r["epochs"] == 2 and r["steady_img_s"] > 0
+        assert r["steady_img_s"] == pytest.approx(r["images"] / r["steady_epoch_s"])
+
+
+def test_fit_speed_compare_break_even(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("bench_fit_speed", BENCH / "fit_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    row = dict(family="vit", device="cpu", steps_per_epoch=10, peak_mem_mib=None)
+    eager = row | dict(first_epoch_s=1.2, steady_epoch_s=1.0, steady_img_s=100.0)
+    compiled = row | dict(first_epoch_s=30.8, steady_epoch_s=0.8, steady_img_s=125.0)
+    c = module.compare(eager, compiled)
+    assert c["ratio"] == pytest.approx(1.25)
+    assert c["compile_overhead_s"] == pytest.approx(29.8)  # 30.0 extra in its first epoch, minus eager's 0.2
+    assert c["break_even_steps"] == 1490  # 29.8 s / 0.02 s saved per step
+    slower = module.compare(eager, compiled | dict(steady_epoch_s=1.1, steady_img_s=90.0))
+    assert slower["break_even_steps"] is None

@@ -1,0 +1,115 @@
+"""How fast `fit` trains a profile's models, eagerly and with `fit(..., compile=True)`: images/s and memory.
+
+For each family the profile's run (`profile.run("vit")`, ...) is trained through `train.fit`, as
+the notebooks and `python -m vit_tutorial train` do, data loading and augmentation included, on
+a stratified part of the training set cut to `--epoch-steps` batches an epoch, for `--epochs`
+epochs; once eagerly and once with `compile=True` (torch.compile). The first epoch carries
+torch.compile's compilation, so steady images/s is the median over the later epochs, and the
+compile overhead is the first epoch's extra seconds; break-even is the number of steps after
+which compiling has paid for itself (none where compiled steps are not faster).
+On CUDA: bf16 autocast (fit's default there) and peak GPU memory of each run. In the `gpu`
+profile, CIFAR-10 is replaced by synthetic CIFAR-shaped data when it is not on disk
+(VIT_TUTORIAL_SYNTHETIC=1, data.py), since the GPU machines here have no internet.
+Writes bench/results/fit_speed.json.
+
+    python bench/fit_speed.py --threads 1            # cpu profile on the CPU (default without a GPU)
+    python bench/fit_speed.py --profile gpu          # on a GPU: a few hundred steps per run
+    python bench/fit_speed.py --quick --out /tmp     # smoke profile, tiny, eager only (tests)
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import torch
+
+import common
+from vit_tutorial import checkpoint, data, profiles, train
+
+FAMILIES = ["vit", "convit", "cait"]
+
+
+def one_run(kind: str, profile: profiles.Profile, epochs: int, epoch_steps: int, compile: bool, dev: torch.device) -> dict:
+    """Train `kind` for `epochs` short epochs; per-epoch seconds, images/s and peak memory."""
+    model_kwargs, augment, fit_kwargs = train.run_settings(profile.run(kind))
+    train_set, _ = data.for_profile(profile, augment)
+    for name in ("image_size", "in_channels", "num_classes"):  # the data decide, as in fit_profile
+        model_kwargs[name] = getattr(train_set, name)
+    batch = fit_kwargs["batch_size"]
+    fraction = min(1.0, epoch_steps * batch / len(train_set))
+    part = train_set if fraction == 1.0 else data.subset(train_set, fraction, seed=0)
+    fit_kwargs.update(epochs=epochs, warmup_epochs=min(fit_kwargs.get("warmup_epochs", 0), epochs / 2))
+    profiles.seed_everything(0)
+    model = checkpoint.build(kind, **model_kwargs)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    start = time.perf_counter()
+    history = train.fit(model, part, None, augment=augment, device=dev, progress=False, compile=compile, **fit_kwargs)
+    total = time.perf_counter() - start
+    steady = statistics.median(history.seconds[1:]) if epochs > 1 else history.seconds[0]
+    steps = -(-len(part) // batch)
+    return dict(
+        family=kind, compile=compile, device=dev.type, batch=batch, steps_per_epoch=steps, epochs=epochs,
+        images=len(part), first_epoch_s=history.seconds[0], steady_epoch_s=steady,
+        steady_img_s=len(part) / steady, total_s=total, epoch_seconds=history.seconds,
+        peak_mem_mib=torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None,
+        final_train_loss=history.train_loss[-1],
+    )
+
+
+def compare(eager: dict, compiled: dict) -> dict:
+    """Compiled against eager for one family: speed ratio, compile overhead and break-even steps."""
+    ratio = compiled["steady_img_s"] / eager["steady_img_s"]
+    overhead = compiled["first_epoch_s"] - compiled["steady_epoch_s"] - (eager["first_epoch_s"] - eager["steady_epoch_s"])
+    saved_per_step = (eager["steady_epoch_s"] - compiled["steady_epoch_s"]) / eager["steps_per_epoch"]
+    return dict(family=eager["family"], device=eager["device"], eager_img_s=eager["steady_img_s"],
+                compiled_img_s=compiled["steady_img_s"], ratio=ratio, compile_overhead_s=overhead,
+                break_even_steps=round(overhead / saved_per_step) if saved_per_step > 0 else None,
+                eager_peak_mib=eager["peak_mem_mib"], compiled_peak_mib=compiled["peak_mem_mib"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = common.parser(__doc__.split("\n\n")[0])
+    p.add_argument("--profile", choices=profiles.NAMES, help="default: gpu on CUDA, cpu otherwise (--quick: smoke)")
+    p.add_argument("--families", nargs="+", default=FAMILIES, choices=FAMILIES)
+    p.add_argument("--epochs", type=int, help="short epochs per run (default 8 on CUDA, 4 on CPU, 2 with --quick)")
+    p.add_argument("--epoch-steps", type=int, help="batches per epoch (default 50 on CUDA, 20 on CPU, 2 with --quick)")
+    p.add_argument("--no-compile", action="store_true", help="eager runs only")
+    args = p.parse_args(argv)
+    common.set_threads(args.threads)
+    dev = common.device()
+    gpu = dev.type == "cuda"
+    name = args.profile or ("smoke" if args.quick else "gpu" if gpu else "cpu")
+    if name == "gpu":
+        os.environ.setdefault(data.ENV_SYNTHETIC, "0" if data.cifar10_available() else "1")
+    profile = profiles.get(name)
+    epochs = args.epochs or (2 if args.quick else 8 if gpu else 4)
+    epoch_steps = args.epoch_steps or (2 if args.quick else 50 if gpu else 20)
+    started = common.machine()
+    print(common.header(started))
+    synthetic = os.environ.get(data.ENV_SYNTHETIC, "") not in ("", "0")
+    print(f"profile {name}{' (synthetic CIFAR-shaped data)' if synthetic else ''}: {epochs} epochs of "
+          f"{epoch_steps} steps per run on {dev.type}")
+    rows, comparisons = [], []
+    for kind in args.families:
+        runs = {}
+        for compiled in (False,) if args.no_compile or args.quick else (False, True):
+            runs[compiled] = r = one_run(kind, profile, epochs, epoch_steps, compiled, dev)
+            rows.append(r)
+            mem = f", peak {r['peak_mem_mib']:.0f} MiB" if r["peak_mem_mib"] is not None else ""
+            print(f"{kind:>7} {'compiled' if compiled else 'eager':>8}: {r['steady_img_s']:8.0f} img/s steady, "
+                  f"first epoch {r['first_epoch_s']:6.1f} s, steady epoch {r['steady_epoch_s']:5.2f} s{mem}", flush=True)
+        if len(runs) == 2:
+            comparisons.append(compare(runs[False], runs[True]))
+    if comparisons:
+        print("\n" + common.table(comparisons, ["family", "device", "eager_img_s", "compiled_img_s", "ratio",
+                                                "compile_overhead_s", "break_even_steps"],
+                                  {"eager_img_s": ".0f", "compiled_img_s": ".0f", "ratio": ".3f", "compile_overhead_s": ".1f"}))
+        print("ratio = compiled / eager steady images/s; break-even = steps after which compiling has paid off")
+    common.write("fit_speed", args.out, rows, started, argv, profile=name, synthetic_data=synthetic,
+                 epochs=epochs, epoch_steps=epoch_steps, comparisons=comparisons)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ NB := notebooks/*.ipynb
 # machine, and no slowdown when other jobs share the cores); `make notebooks THREADS=2` to change.
 THREADS ?= 1
 
-.PHONY: lab test unit nbtest notebooks checkpoints bench clean-venv
+.PHONY: lab test unit nbtest rehearse notebooks checkpoints bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	VIT_TUTORIAL_PROFILE=smoke $(PY) -m pytest -q tests
+
+## make rehearse: a workshop dry run: every notebook under nbval in the gpu profile, with synthetic
+## CIFAR-shaped data standing in for CIFAR-10 (no download); meant for the workshop's GPU
+rehearse: $(STAMP)
+	VIT_TUTORIAL_PROFILE=gpu VIT_TUTORIAL_SYNTHETIC=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with notebooks/sanitize.cfg $(NB)
 
 ## make notebooks: re-execute every notebook in place in the cpu profile (the committed outputs)
 notebooks: $(STAMP)

@@ -52,7 +52,7 @@ def trained(kind: str, profile: str, seed: int) -> dict:
 
     start = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
-        model, _ = train.fit_profile(kind, profile, seed=seed, out=tmp)
+        model, _ = train.fit_profile(kind, profile, seed=seed, out=tmp, progress=sys.stderr.isatty())  # no bar in logs
         info = checkpoint.read_info(tmp)
     return row(kind, info, sum(p.numel() for p in model.parameters())) | {
         "cpu_seconds": time.process_time() - start, "load_average": os.getloadavg()}

@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, metavar="N", help="number of epochs (default: the profile's)")
     t.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
     t.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available, else cpu)")
-    t.add_argument("--compile", action="store_true", help="wrap the model with torch.compile (worth it on a GPU)")
+    t.add_argument("--compile", action="store_true", help="wrap the model with torch.compile: a slow first epoch, faster steps after "
+                   "(on a CPU it pays off only after thousands of steps; bench/fit_speed.py measures it)")
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return top
 

@@ -168,7 +168,9 @@ def fit(
     `criterion(outputs, targets, images)` replaces the cross-entropy (DeiT's distillation loss).
     With `out`, a checkpoint is written there after every epoch (`info` adds fields to its JSON);
     `resume=True` continues the run saved in `out`, if there is one. `on_epoch_end(epoch, model,
-    history)` is called after every epoch. Returns the `History`, also for a resumed run's earlier epochs.
+    history)` is called after every epoch. `compile=True` trains through `torch.compile(model)`: a
+    slow first epoch, faster steps after (bench/fit_speed.py measures when that pays off).
+    Returns the `History`, also for a resumed run's earlier epochs.
     """
     if epochs < 1 or lr <= 0 or batch_size < 1:
         raise ValueError(f"need epochs >= 1, lr > 0 and batch_size >= 1; got {epochs}, {lr}, {batch_size}.")

@@ -199,3 +199,14 @@ def test_unsupported_timm_cait_is_refused_clearly():
     tm = timm.create_model("cait_xxs24_224", pretrained=False, img_size=32, patch_size=8, depth=1, mlp_ratio=2.0)
     with pytest.raises(ValueError, match="mlp_ratio_token_only"):
         from_timm(tm)
+
+
+def test_mix_heads_is_a_linear_map_over_the_heads_at_every_position():
+    from vit_tutorial.cait import mix_heads
+
+    torch.manual_seed(0)
+    mix = torch.nn.Linear(3, 3)
+    attn = torch.randn(2, 3, 5, 7)  # (B, H, Nq, Nk)
+    want = mix(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # nn.Linear on heads-last: the definition
+    torch.testing.assert_close(mix_heads(attn, mix), want)
+    torch.testing.assert_close(mix_heads(attn.transpose(2, 3), mix), want.transpose(2, 3))  # any memory layout

@@ -24,8 +24,9 @@ def mix_heads(attn: torch.Tensor, mix: nn.Linear) -> torch.Tensor:
     """Each head's new map is a learned combination of all heads' maps, position by position:
     new[g] = sum_h W[g, h] attn[h] + b[g] with `mix`'s weight W (H, H) and bias b (H,).
 
-    That is one (H x H) @ (H x Nq*Nk) product per image on the maps as they lie in memory,
-    4-5x faster on a CPU than applying `mix` to a heads-last copy (bench/throughput.py, cait rows).
+    That is one (H x H) @ (H x Nq*Nk) product per image on the maps as they lie in memory; applying
+    `mix` as a Linear layer to a heads-last view (timm's way) first copies the maps and was several
+    times slower here (bench/throughput.py compares the talking-heads layer with timm's).
     """
     b, h, n, m = attn.shape
     maps = attn.reshape(b, h, n * m)  # (B, H, Nq*Nk): one row per head

@@ -25,7 +25,7 @@ def mix_heads(attn: torch.Tensor, mix: nn.Linear) -> torch.Tensor:
     new[g] = sum_h W[g, h] attn[h] + b[g] with `mix`'s weight W (H, H) and bias b (H,).
 
     That is one (H x H) @ (H x Nq*Nk) product per image on the maps as they lie in memory; applying
-    `mix` as a Linear layer to a heads-last view (timm's way) first copies the maps and was several
+    `mix` as a Linear layer to a heads-last view (timm's way) first copies the maps and was up to five
     times slower here (bench/throughput.py compares the talking-heads layer with timm's).
     """
     b, h, n, m = attn.shape

@@ -40,3 +40,6 @@ def test_unsupported_timm_models_are_refused_clearly():
         from_timm(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="class-token pooling"):
         to_timm(ViT(image_size=28, patch_size=7, in_channels=1, dim=16, depth=1, heads=2, pool="mean"))
+    wide = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=(32, 48), num_classes=10)
+    with pytest.raises(ValueError, match="non-square images"):  # our configs are square: refused, not cropped
+        from_timm(wide)

@@ -94,36 +94,39 @@ def pretrained(name: str) -> nn.Module:
     return from_timm(timm_model.eval()).eval()
 
 
+def _refuse(unsupported: dict[str, bool], what: str) -> None:
+    """A ValueError naming every feature of a timm model that our family does not model."""
+    bad = [k for k, v in unsupported.items() if v]
+    if bad:
+        raise ValueError(f"this timm {what} uses {bad}, which vit_tutorial does not model.")
+
+
+def _shared_config(tm: nn.Module) -> dict:
+    """The config fields every family reads the same way: image, patches, channels, classes, width,
+    depth, heads and MLP ratio (of the first block); square images only, as our configs."""
+    pe, block = tm.patch_embed, tm.blocks[0]
+    _refuse({"non-square images": pe.img_size[0] != pe.img_size[1]}, type(tm).__name__)
+    return dict(
+        image_size=pe.img_size[0], patch_size=pe.patch_size[0], in_channels=pe.proj.in_channels,
+        num_classes=tm.num_classes, dim=tm.embed_dim, depth=len(tm.blocks), heads=block.attn.num_heads,
+        mlp_ratio=block.mlp.fc1.out_features / tm.embed_dim,
+    )
+
+
 # --- ViT and plain DeiT: timm.models.vision_transformer.VisionTransformer ---------------------
 
 
 def _vit_config_from_timm(tm: nn.Module) -> dict:
     """Read a ViTConfig's fields from a timm VisionTransformer, refusing features we do not model."""
-    unsupported = {
-        "global_pool": tm.global_pool != "token",
+    _refuse({
+        "global_pool other than class-token pooling": tm.global_pool != "token",
         "reg_tokens": getattr(tm, "num_reg_tokens", 0) != 0,
         "no_embed_class": getattr(tm, "no_embed_class", False),
         "pre_norm": not isinstance(getattr(tm, "norm_pre", nn.Identity()), nn.Identity),
         "fc_norm": not isinstance(getattr(tm, "fc_norm", nn.Identity()), nn.Identity),
         "layer_scale": not isinstance(getattr(tm.blocks[0], "ls1", nn.Identity()), nn.Identity),
-    }
-    bad = [k for k, v in unsupported.items() if v]
-    if bad:
-        raise ValueError(f"this timm ViT uses {bad}, which vit_tutorial's ViT does not model (class-token pooling only).")
-    pe = tm.patch_embed
-    attn = tm.blocks[0].attn
-    return dict(
-        image_size=pe.img_size[0],
-        patch_size=pe.patch_size[0],
-        in_channels=pe.proj.in_channels,
-        num_classes=tm.num_classes,
-        dim=tm.embed_dim,
-        depth=len(tm.blocks),
-        heads=attn.num_heads,
-        mlp_ratio=tm.blocks[0].mlp.fc1.out_features / tm.embed_dim,
-        qkv_bias=attn.qkv.bias is not None,
-        pool="cls",
-    )
+    }, "ViT")
+    return _shared_config(tm) | dict(qkv_bias=tm.blocks[0].attn.qkv.bias is not None, pool="cls")
 
 
 def _vit_to_timm(model: nn.Module, cls_name: str = "VisionTransformer") -> nn.Module:
@@ -189,32 +192,16 @@ def _cait_config_from_timm(tm: nn.Module) -> dict:
     from timm.models.cait import TalkingHeadAttn
     from timm.models.vision_transformer import Attention
 
-    block, token_blocks = tm.blocks[0], tm.blocks_token_only
-    mlp_ratio = block.mlp.fc1.out_features / tm.embed_dim
-    unsupported = {
+    shared, block, token_blocks = _shared_config(tm), tm.blocks[0], tm.blocks_token_only
+    _refuse({
         "global_pool": tm.global_pool != "token",
         "no class-attention blocks": token_blocks is None or len(token_blocks) == 0,
         "mlp_ratio_token_only != mlp_ratio": bool(token_blocks)
-        and token_blocks[0].mlp.fc1.out_features / tm.embed_dim != mlp_ratio,
+        and token_blocks[0].mlp.fc1.out_features / tm.embed_dim != shared["mlp_ratio"],
         "attn_block": type(block.attn) not in (TalkingHeadAttn, Attention),
-        "non-square images": tm.patch_embed.img_size[0] != tm.patch_embed.img_size[1],
-    }
-    bad = [k for k, v in unsupported.items() if v]
-    if bad:
-        raise ValueError(f"this timm Cait uses {bad}, which vit_tutorial's CaiT does not model.")
-    return dict(
-        image_size=tm.patch_embed.img_size[0],
-        patch_size=tm.patch_embed.patch_size[0],
-        in_channels=tm.patch_embed.proj.in_channels,
-        num_classes=tm.num_classes,
-        dim=tm.embed_dim,
-        depth=len(tm.blocks),
-        heads=block.attn.num_heads,
-        mlp_ratio=mlp_ratio,
-        qkv_bias=block.attn.qkv.bias is not None,
-        depth_token_only=len(token_blocks),
-        talking_heads=isinstance(block.attn, TalkingHeadAttn),
-    )
+    }, "Cait")
+    return shared | dict(qkv_bias=block.attn.qkv.bias is not None, depth_token_only=len(token_blocks),
+                         talking_heads=isinstance(block.attn, TalkingHeadAttn))
 
 
 def _cait_to_timm(model: nn.Module) -> nn.Module:
@@ -253,32 +240,16 @@ def _convit_config_from_timm(tm: nn.Module) -> dict:
     """
     from timm.layers import PatchEmbed
 
-    depth, local = len(tm.blocks), tm.local_up_to_layer
-    unsupported = {
+    _refuse({
         "global_pool": tm.global_pool != "token",
         "no pos_embed": not tm.use_pos_embed,
         "hybrid backbone": type(tm.patch_embed) is not PatchEmbed,
-        "no MHSA block after the GPSA blocks": not 0 <= local < depth,
-        "non-square images": tm.patch_embed.img_size[0] != tm.patch_embed.img_size[1],
-    }
-    bad = [k for k, v in unsupported.items() if v]
-    if bad:
-        raise ValueError(f"this timm ConVit uses {bad}, which vit_tutorial's ConViT does not model.")
+        "no MHSA block after the GPSA blocks": not 0 <= tm.local_up_to_layer < len(tm.blocks),
+    }, "ConVit")
     attn = tm.blocks[0].attn
     q_proj = attn.qk if hasattr(attn, "qk") else attn.qkv
-    return dict(
-        image_size=tm.patch_embed.img_size[0],
-        patch_size=tm.patch_embed.patch_size[0],
-        in_channels=tm.patch_embed.proj.in_channels,
-        num_classes=tm.num_classes,
-        dim=tm.embed_dim,
-        depth=depth,
-        heads=attn.num_heads,
-        mlp_ratio=tm.blocks[0].mlp.fc1.out_features / tm.embed_dim,
-        qkv_bias=q_proj.bias is not None,
-        local_up_to_layer=local,
-        locality_strength=tm.locality_strength,
-    )
+    return _shared_config(tm) | dict(qkv_bias=q_proj.bias is not None, local_up_to_layer=tm.local_up_to_layer,
+                                     locality_strength=tm.locality_strength)
 
 
 def _convit_to_timm(model: nn.Module) -> nn.Module:

@@ -1,21 +1,19 @@
 """How fast `fit` trains a profile's models, eagerly and with `fit(..., compile=True)`: images/s and memory.
 
-For each family the profile's run (`profile.run("vit")`, ...) is trained through `train.fit`, as
-the notebooks and `python -m vit_tutorial train` do, data loading and augmentation included, on
-a stratified part of the training set cut to `--epoch-steps` batches an epoch (fewer where the
-data set is smaller), for as many epochs as `--steps` needs (at least 2); once eagerly and once
-with `compile=True` (torch.compile). The first epoch carries torch.compile's compilation, so
-steady images/s is the median over the later epochs, and the compile overhead is the first
-epoch's extra seconds; break-even is the number of steps after which compiling has paid for
-itself (none where compiled steps are not faster). Compilation starts from an empty cache in a
-temporary folder, as a learner's first run does (`--warm-cache` keeps torch's own cache). On CUDA: bf16 autocast (fit's default there)
-and peak GPU memory of each run. In the `gpu` profile, CIFAR-10 is replaced by synthetic CIFAR-
-shaped data when it is not on disk (VIT_TUTORIAL_SYNTHETIC=1, data.py), since the GPU machines
-here have no internet.
+For each family the profile's run is trained by `experiments.fit_profile`, exactly as the notebooks,
+the command line and `make checkpoints` train it (data loading and augmentation included), for
+`--epochs` epochs; once eagerly and once with `compile=True` (torch.compile). The first epoch
+carries torch.compile's compilation, so steady images/s is the median over the later epochs, and
+the compile overhead is the first epoch's extra seconds; break-even is the number of steps after
+which compiling has paid for itself (none where compiled steps are not faster). Compilation
+starts from an empty cache in a temporary folder, as a learner's first run does (`--warm-cache`
+keeps torch's own cache). On CUDA: bf16 autocast (fit's default there) and peak GPU memory of
+each run. In the `gpu` profile, CIFAR-10 is replaced by synthetic CIFAR-shaped data when it is
+not on disk (VIT_TUTORIAL_SYNTHETIC=1, data.py): 20 epochs of its 5000 images are 400 steps.
 Writes bench/results/fit_speed.json.
 
     python bench/fit_speed.py --threads 1            # cpu profile on the CPU (default without a GPU)
-    python bench/fit_speed.py --profile gpu          # on a GPU: 400 steps per run
+    python bench/fit_speed.py --profile gpu          # on a GPU: 20 epochs (400 steps) per run
     python bench/fit_speed.py --quick --out /tmp     # smoke profile, tiny, eager only (tests)
 """
 from __future__ import annotations
@@ -29,36 +27,26 @@ import time
 import torch
 
 import common
-from vit_tutorial import checkpoint, data, profiles, train
+from vit_tutorial import data, experiments, profiles
 
 FAMILIES = ["vit", "convit", "cait"]
 
 
-def one_run(kind: str, profile: profiles.Profile, total_steps: int, epoch_steps: int, compile: bool,
-            dev: torch.device) -> dict:
-    """Train `kind` for about `total_steps` steps in short epochs; per-epoch seconds, images/s and peak memory."""
-    model_kwargs, augment, fit_kwargs = train.run_settings(profile.run(kind))
-    train_set, _ = data.for_profile(profile, augment)
-    for name in ("image_size", "in_channels", "num_classes"):  # the data decide, as in fit_profile
-        model_kwargs[name] = getattr(train_set, name)
-    batch = fit_kwargs["batch_size"]
-    fraction = min(1.0, epoch_steps * batch / len(train_set))
-    part = train_set if fraction == 1.0 else data.subset(train_set, fraction, seed=0)
-    steps = -(-len(part) // batch)  # batches per epoch
-    epochs = max(2, -(-total_steps // steps))
-    fit_kwargs.update(epochs=epochs, warmup_epochs=min(fit_kwargs.get("warmup_epochs", 0), epochs / 2))
-    profiles.seed_everything(0)
-    model = checkpoint.build(kind, **model_kwargs)
+def one_run(kind: str, profile: profiles.Profile, epochs: int, compile: bool, dev: torch.device) -> dict:
+    """Train `kind` with its profile run for `epochs` epochs (`experiments.fit_profile`); per-epoch seconds,
+    steady images/s and peak memory."""
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     start = time.perf_counter()
-    history = train.fit(model, part, None, augment=augment, device=dev, progress=False, compile=compile, **fit_kwargs)
-    total = time.perf_counter() - start
+    _, history = experiments.fit_profile(kind, profile, epochs=epochs, compile=compile, progress=False, device=dev)
+    total = time.perf_counter() - start  # evaluation of every epoch included
+    images = round(history.images_per_s[0] * history.seconds[0])  # training images per epoch
+    batch = profile.run(kind)["batch_size"]
     steady = statistics.median(history.seconds[1:])
     return dict(
-        family=kind, compile=compile, device=dev.type, batch=batch, steps_per_epoch=steps, epochs=epochs,
-        images=len(part), first_epoch_s=history.seconds[0], steady_epoch_s=steady,
-        steady_img_s=len(part) / steady, total_s=total, epoch_seconds=history.seconds,
+        family=kind, compile=compile, device=dev.type, batch=batch, steps_per_epoch=-(-images // batch), epochs=epochs,
+        images=images, first_epoch_s=history.seconds[0], steady_epoch_s=steady, steady_img_s=images / steady,
+        total_s=total, epoch_seconds=history.seconds,
         peak_mem_mib=torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None,
         final_train_loss=history.train_loss[-1],
     )
@@ -79,8 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--profile", choices=profiles.NAMES, help="default: gpu on CUDA, cpu otherwise (--quick: smoke)")
     p.add_argument("--families", nargs="+", default=FAMILIES, choices=FAMILIES)
-    p.add_argument("--steps", type=int, help="training steps per run (default 400 on CUDA, 160 on CPU, 4 with --quick)")
-    p.add_argument("--epoch-steps", type=int, help="batches per epoch (default 50 on CUDA, 20 on CPU, 2 with --quick)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default 20 on CUDA, 5 on CPU, 2 with --quick)")
     p.add_argument("--no-compile", action="store_true", help="eager runs only")
     p.add_argument("--warm-cache", action="store_true", help="reuse torch.compile's cache of earlier runs")
     args = p.parse_args(argv)
@@ -93,24 +80,23 @@ def main(argv: list[str] | None = None) -> None:
     if name == "gpu":
         os.environ.setdefault(data.ENV_SYNTHETIC, "0" if data.cifar10_available() else "1")
     profile = profiles.get(name)
-    total_steps = args.steps or (4 if args.quick else 400 if gpu else 160)
-    epoch_steps = args.epoch_steps or (2 if args.quick else 50 if gpu else 20)
+    epochs = args.epochs or (2 if args.quick else 20 if gpu else 5)
     started = common.machine()
     print(common.header(started))
     synthetic = os.environ.get(data.ENV_SYNTHETIC, "") not in ("", "0")
-    print(f"profile {name}{' (synthetic CIFAR-shaped data)' if synthetic else ''}: about {total_steps} steps per run "
-          f"in epochs of up to {epoch_steps} on {dev.type}")
+    print(f"profile {name}{' (synthetic CIFAR-shaped data)' if synthetic else ''}: {epochs} epochs per run "
+          f"on {dev.type}")
     rows, comparisons = [], []
     for kind in args.families:
-        runs = {}
+        pair = {}
         for compiled in (False,) if args.no_compile or args.quick else (False, True):
-            runs[compiled] = r = one_run(kind, profile, total_steps, epoch_steps, compiled, dev)
+            pair[compiled] = r = one_run(kind, profile, epochs, compiled, dev)
             rows.append(r)
             mem = f", peak {r['peak_mem_mib']:.0f} MiB" if r["peak_mem_mib"] is not None else ""
             print(f"{kind:>7} {'compiled' if compiled else 'eager':>8}: {r['steady_img_s']:8.0f} img/s steady, "
                   f"first epoch {r['first_epoch_s']:6.1f} s, steady epoch {r['steady_epoch_s']:5.2f} s{mem}", flush=True)
-        if len(runs) == 2:
-            comparisons.append(compare(runs[False], runs[True]))
+        if len(pair) == 2:
+            comparisons.append(compare(pair[False], pair[True]))
     if comparisons:
         print("\n" + common.table(comparisons, ["family", "device", "eager_img_s", "compiled_img_s", "ratio",
                                                 "compile_overhead_s", "break_even_steps"],
@@ -119,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.warm_cache:
         shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
     common.write("fit_speed", args.out, rows, started, argv, profile=name, synthetic_data=synthetic,
-                 steps=total_steps, epoch_steps=epoch_steps, cold_compile_cache=not args.warm_cache,
+                 epochs=epochs, cold_compile_cache=not args.warm_cache,
                  comparisons=comparisons)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from vit_tutorial import checkpoint, profiles, train
+from vit_tutorial import checkpoint, experiments, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ["cnn", "vit", "deit", "convit", "cait"]
@@ -52,7 +52,7 @@ def trained(kind: str, profile: str, seed: int) -> dict:
 
     start = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
-        model, _ = train.fit_profile(kind, profile, seed=seed, out=tmp, progress=sys.stderr.isatty())  # no bar in logs
+        model, _ = experiments.fit_profile(kind, profile, seed=seed, out=tmp, progress=sys.stderr.isatty())  # no bar in logs
         info = checkpoint.read_info(tmp)
     return row(kind, info, sum(p.numel() for p in model.parameters())) | {
         "cpu_seconds": time.process_time() - start, "load_average": os.getloadavg()}

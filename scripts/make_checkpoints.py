@@ -19,32 +19,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from vit_tutorial import checkpoint, deit, profiles, train
+from vit_tutorial import checkpoint, experiments
 
 ROOT = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 KINDS = ["cnn", "vit", "deit", "convit", "cait"]  # add a kind here once profiles.py has a cpu run for it; deit after its teacher
 
 
-def distillation(profile: str, root: Path) -> tuple[dict, dict]:
-    """The DeiT student learns from a shipped teacher, as in notebook 05: (fit overrides, record for its JSON)."""
-    run = profiles.get(profile).run("deit")
-    teacher, _ = checkpoint.load(root / run["teacher"])  # e.g. data/checkpoints/cnn: make it first
-    base = nn.CrossEntropyLoss(label_smoothing=run.get("label_smoothing", 0.1))
-    loss = deit.DistillationLoss(base, teacher, run["distillation"], alpha=run["alpha"], tau=run["tau"])
-    record = {k: run[k] for k in ("teacher", "alpha", "tau")} | {"kind": run["distillation"]}
-    return {"criterion": loss}, {"distillation": record}
-
-
 def make(kind: str, profile: str = "cpu", seed: int = 0, root: Path = ROOT) -> dict:
     """Train `kind` with `profile`'s run on the CPU and save it, weights only, to root/kind; returns its info."""
-    overrides, record = distillation(profile, root) if kind == "deit" else ({}, {})
     cpu_start = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
-        model, history = train.fit_profile(kind, profile, seed=seed, out=tmp, device="cpu", **overrides)
+        model, history = experiments.fit_profile(kind, profile, seed=seed, out=tmp, device="cpu")  # deit: from its teacher
         info = checkpoint.read_info(tmp)
-    extra = dict(info) | record  # profile, seed, epoch, settings, metrics, summary, history (, distillation)
+    extra = dict(info)  # profile, seed, epoch, settings, metrics, summary, history (, distillation)
     extra["made_by"] = {
         "command": "python scripts/make_checkpoints.py", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.platform(),

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from vit_tutorial import ViT, checkpoint, data, profiles, train
+from vit_tutorial import ViT, checkpoint, data, experiments, profiles, train
 
 TINY = dict(image_size=8, patch_size=4, in_channels=1, num_classes=3, dim=16, depth=2, heads=2, mlp_ratio=2.0, drop_path=0.2)
 NUMBERS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")  # not the timings
@@ -149,17 +149,17 @@ def test_history_summary_and_bad_settings():
 
 def test_run_settings_split_a_profile_run():
     run = dict(model=dict(dim=8), epochs=2, lr=1e-3, augment=dict(shift=2, mixup=0.2), teacher="cnn")
-    model, augment, fit_kwargs = train.run_settings(run)
+    model, augment, fit_kwargs = experiments.run_settings(run)
     assert model == {"dim": 8} and augment == data.Augment(shift=2, mixup=0.2)
     assert fit_kwargs == {"epochs": 2, "lr": 1e-3}  # unknown keys are left to the notebooks
     for name in profiles.NAMES:
         for kind in ("vit", "cnn"):
-            _, _, kw = train.run_settings(profiles.get(name).run(kind))
+            _, _, kw = experiments.run_settings(profiles.get(name).run(kind))
             assert {"epochs", "lr", "batch_size"} <= kw.keys()
 
 
 def test_fit_profile_trains_the_smoke_run(tmp_path):
-    model, history = train.fit_profile("cnn", "smoke", epochs=1, out=tmp_path, progress=False, device="cpu")
+    model, history = experiments.fit_profile("cnn", "smoke", epochs=1, out=tmp_path, progress=False, device="cpu")
     info = checkpoint.read_info(tmp_path)
     assert (info["kind"], info["profile"], info["dataset"], info["epoch"]) == ("cnn", "smoke", "mnist5k", 1)
     assert info["metrics"]["test_acc"] == history.test_acc[-1]
@@ -171,7 +171,7 @@ def test_fit_profile_distils_deit_from_the_teacher_its_run_names(tmp_path, monke
     seen = []
     original = deit.DistillationLoss.__call__
     monkeypatch.setattr(deit.DistillationLoss, "__call__", lambda self, *a: seen.append(self.kind) or original(self, *a))
-    train.fit_profile("deit", "smoke", epochs=1, out=tmp_path, progress=False, device="cpu")
+    experiments.fit_profile("deit", "smoke", epochs=1, out=tmp_path, progress=False, device="cpu")
     run = profiles.get("smoke").run("deit")
     assert seen and set(seen) == {run["distillation"]}  # every step used the teacher
     assert checkpoint.read_info(tmp_path)["distillation"] == {
@@ -181,13 +181,13 @@ def test_fit_profile_distils_deit_from_the_teacher_its_run_names(tmp_path, monke
 def test_fit_profile_deit_without_its_teacher_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "data_dir", lambda: tmp_path)  # no checkpoints here
     with pytest.raises(ValueError, match="make it first"):
-        train.fit_profile("deit", "smoke", epochs=1, progress=False, device="cpu")
+        experiments.fit_profile("deit", "smoke", epochs=1, progress=False, device="cpu")
 
 
 def test_fit_profile_criterion_none_trains_deit_without_a_teacher(monkeypatch):
     def no_teacher(*args):
         raise AssertionError("looked for a teacher")
 
-    monkeypatch.setattr(train, "_distillation", no_teacher)
-    _, history = train.fit_profile("deit", "smoke", epochs=1, criterion=None, progress=False, device="cpu")
+    monkeypatch.setattr(experiments, "_distillation", no_teacher)
+    _, history = experiments.fit_profile("deit", "smoke", epochs=1, criterion=None, progress=False, device="cpu")
     assert len(history.epoch) == 1

@@ -1,6 +1,6 @@
 """The command line: `python -m vit_tutorial train --model vit --profile cpu --out runs/vit`.
 
-It trains exactly what the notebooks train (`train.fit_profile`), shows a progress bar, writes a
+It trains exactly what the notebooks train (`experiments.fit_profile`), shows a progress bar, writes a
 checkpoint into --out after every epoch and prints a one-line summary. Mistakes in the options
 end with a one-line error, not a traceback.
 """
@@ -58,11 +58,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `python -m vit_tutorial` and of the `vit-tutorial` script."""
     args = parser().parse_args(argv)
-    from . import train  # after parsing, so that a mistake in the options is reported at once
+    from . import experiments  # after parsing, so that a mistake in the options is reported at once
 
     overrides = {"epochs": args.epochs} if args.epochs else {}
     try:
-        model, history = train.fit_profile(
+        model, history = experiments.fit_profile(
             args.model, args.profile, seed=args.seed, out=args.out, resume=args.resume, device=args.device,
             compile=args.compile, progress=args.progress, **overrides,
         )

@@ -40,7 +40,7 @@ rehearse: $(STAMP)
 ## make notebooks: re-execute every notebook in place in the cpu profile (the committed outputs)
 notebooks: $(STAMP)
 	for nb in $(NB); do \
-		OMP_NUM_THREADS=$(THREADS) VIT_TUTORIAL_PROFILE=cpu $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		OMP_NUM_THREADS=$(THREADS) VIT_TUTORIAL_PROFILE=cpu VIT_TUTORIAL_HEADLESS=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
 	done
 

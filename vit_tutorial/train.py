@@ -27,9 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
-
-from . import checkpoint, data, profiles
+from . import checkpoint, data, display, profiles
 
 EVAL_BATCH = 500
 
@@ -195,7 +193,7 @@ def fit(
     settings = dict(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
                     label_smoothing=label_smoothing, clip_grad=clip_grad, augment=asdict(augment) if augment else None)
     step = dict(optimizer=optimizer, scheduler=scheduler, criterion=criterion, mix=mix, clip_grad=clip_grad)
-    bar = tqdm(total=epochs * steps, initial=start * steps, disable=not progress, unit="batch", dynamic_ncols=True)
+    bar = display.progress(epochs * steps, start * steps, enabled=progress)
     for epoch in range(start + 1, epochs + 1):
         bar.set_description(f"epoch {epoch}/{epochs}")
         if train_loader.generator is not None:
@@ -219,7 +217,7 @@ def fit(
 
 
 def train_epoch(net: nn.Module, loader: DataLoader, *, optimizer, scheduler, criterion: Callable, mix: Callable | None,
-                clip_grad: float | None, device: torch.device, bar: tqdm) -> tuple[float, float, float, int]:
+                clip_grad: float | None, device: torch.device, bar) -> tuple[float, float, float, int]:
     """One pass over `loader`, an optimizer and a scheduler step per batch: (loss, accuracy, seconds, images)."""
     net.train()
     loss_sum, correct, seen, t0 = torch.zeros((), device=device), torch.zeros((), device=device), 0, time.perf_counter()

@@ -198,3 +198,53 @@ def position_similarity(pos_embed: torch.Tensor | nn.Module, prefix: int = 0) ->
         )
     unit = F.normalize(table[prefix:], dim=-1)  # (N, D), unit length rows
     return unit @ unit.T  # (N, N)
+
+
+# --- measures used on the canvas ---------------------------------------------------------------
+
+
+def entropy(maps: Maps) -> torch.Tensor:
+    """Normalised entropy of every attention row, averaged over images and queries: 1 = uniform over the
+    keys, 0 = all weight on one key. One layer (B, H, Nq, Nk) -> (H,); a list of layers -> (layers, H)."""
+    layers = _layers(maps)
+    if layers is not None:
+        return torch.stack([entropy(a) for a in layers])
+    a = _check_attn(maps)
+    return -(a * a.clamp_min(1e-12).log()).sum(-1).mean(dim=(0, 2)) / math.log(a.shape[-1])
+
+
+def share_on(grid_maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The share of each map's weight that lands on the masked patches: (..., B, g, g) maps over
+    the patch grid and a (B, g, g) bool mask (e.g. `canvas.patch_mask` of the digit) -> (..., B).
+    Each map is first renormalised over the patches (weight on prefix tokens is left out)."""
+    m = grid_maps.detach().float()
+    if m.shape[-3:] != mask.shape:
+        raise ValueError(f"maps {tuple(m.shape)} and mask {tuple(mask.shape)} must end in the same (B, grid, grid).")
+    total = m.sum(dim=(-2, -1)).clamp_min(torch.finfo(m.dtype).tiny)
+    return (m * mask.to(m.device)).sum(dim=(-2, -1)) / total
+
+
+def position_relations(sim: torch.Tensor, grid: int) -> dict[str, float]:
+    """Mean similarity (from `position_similarity`, (N, N)) of pairs of patches grouped by how they lie:
+    neighbours (the 8 around), same row, same column (not neighbours), and all others. A table that has
+    learned the grid scores neighbours and its rows and columns above the others (ViT paper, Fig. 7)."""
+    n = grid * grid
+    if sim.shape != (n, n):
+        raise ValueError(f"similarity of shape {tuple(sim.shape)} does not fit grid={grid}: expected ({n}, {n}).")
+    rows, cols = torch.arange(n) // grid, torch.arange(n) % grid
+    dr, dc = (rows[:, None] - rows[None]).abs(), (cols[:, None] - cols[None]).abs()
+    near = (dr <= 1) & (dc <= 1) & ~torch.eye(n, dtype=torch.bool)
+    groups = {"neighbour": near, "same row": (dr == 0) & (dc > 1), "same column": (dc == 0) & (dr > 1),
+              "other": (dr > 0) & (dc > 0) & ~near}
+    return {name: sim.detach().float().cpu()[mask].mean().item() for name, mask in groups.items()}
+
+
+def embedding_components(patch_embed: nn.Module, k: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """The principal components of the patch-embedding filters (ViT paper, Fig. 7 left): the D filters
+    (C, p, p) of `tokens.PatchEmbed` as D points, centred; returns the first k directions as (k, C, p, p)
+    images and the share of the filters' variance each explains (k,)."""
+    w = patch_embed.proj.weight.detach().float().cpu()  # (D, C, p, p)
+    flat = w.flatten(1) - w.flatten(1).mean(0)  # (D, C*p*p), centred
+    _, s, vh = torch.linalg.svd(flat, full_matrices=False)
+    k = min(k, len(s))
+    return vh[:k].reshape(k, *w.shape[1:]), (s[:k] ** 2) / (s**2).sum()

@@ -1,4 +1,5 @@
-"""Data: the bundled MNIST 5k, CIFAR-10 (downloaded on request), low-data subsets and augmentations.
+"""Data: the bundled MNIST 5k, the digit canvas made from it, CIFAR-10 (downloaded on request),
+low-data subsets and augmentations.
 
 Images stay in memory as uint8 tensors (N, C, H, W); an item is `(image, label)` with the image
 as float32 (C, H, W), normalised with the data set's mean and std. Augmentations are torchvision
@@ -19,13 +20,18 @@ from torch.utils import data as tud
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
+from . import canvas
+
 ENV_DATA, ENV_SYNTHETIC = "VIT_TUTORIAL_DATA", "VIT_TUTORIAL_SYNTHETIC"
-NAMES, SPLITS = ("mnist5k", "cifar10"), ("train", "test")
+NAMES, SPLITS = ("mnist5k", "canvas", "cifar10"), ("train", "test")
 _BUNDLED = Path(__file__).resolve().parent.parent / "data"
-# Mean and std of each full training set (MNIST 60k, CIFAR-10 50k) per channel, pixels in [0, 1].
-STATS = {"mnist5k": ((0.1307,), (0.3081,)), "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))}
+# Mean and std per channel, pixels in [0, 1]: of the full training sets (MNIST 60k, CIFAR-10 50k), and
+# of the canvas' training split (its digits, a quarter of the area, on black; tests/test_data.py checks it).
+STATS = {"mnist5k": ((0.1307,), (0.3081,)), "canvas": ((0.0329,), (0.1646,)),
+         "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))}
 CLASSES = {
     "mnist5k": [str(d) for d in range(10)],
+    "canvas": [str(d) for d in range(10)],
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
 
@@ -40,6 +46,7 @@ class Augment:
     """Which augmentations to apply to training images; the defaults switch everything off."""
 
     shift: int = 0  # random translation by up to `shift` pixels (zero-padded random crop)
+    relocate: bool = False  # move each digit to a random place where its box fits (digits on black only)
     flip: bool = False  # random horizontal flip: for photos (CIFAR), never for digits
     erasing: float = 0.0  # probability of random erasing (DeiT uses 0.25)
     mixup: float = 0.0  # mixup alpha, 0 = off (batch level, see `mixer`)
@@ -51,19 +58,27 @@ class Augment:
 
     @property
     def per_image(self) -> bool:
-        return self.shift > 0 or self.flip or self.erasing > 0
+        return self.shift > 0 or self.relocate or self.flip or self.erasing > 0
 
 
 class ImageDataset(tud.Dataset):
-    """Labelled images held in memory as uint8 (N, C, H, W); items are (normalised float image, label)."""
+    """Labelled images held in memory as uint8 (N, C, H, W); items are (normalised float image, label).
 
-    def __init__(self, name: str, images: torch.Tensor, targets: torch.Tensor, augment: Augment | None = None):
+    Digits on black (mnist5k, canvas) also keep `boxes` (N, 4): each digit's ink box as pixel
+    (x0, y0, x1, y1), end exclusive, so that analyses can ask how much attention lands on the digit.
+    """
+
+    def __init__(self, name: str, images: torch.Tensor, targets: torch.Tensor, augment: Augment | None = None,
+                 boxes: torch.Tensor | None = None):
         self.name, self.images, self.targets = name, images, targets.long()  # (N, C, H, W) uint8, (N,)
+        self.boxes = boxes  # (N, 4) or None
         self.classes = CLASSES[name]
         mean, std = STATS[name]
         self.mean, self.std = torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)  # (C, 1, 1)
-        if augment is not None and augment.flip and name == "mnist5k":
-            raise ValueError("Augment(flip=True) mirrors digits into non-digits: keep flip=False for mnist5k.")
+        if augment is not None and augment.flip and boxes is not None:
+            raise ValueError(f"Augment(flip=True) mirrors digits into non-digits: keep flip=False for {name}.")
+        if augment is not None and augment.relocate and boxes is None:
+            raise ValueError(f"Augment(relocate=True) moves digits on a black background; {name} has none: use shift=.")
         self.augment = augment if augment is not None and augment.per_image else None
         a = self.augment or Augment()
         moves = [v2.RandomCrop(self.image_size, padding=a.shift)] if a.shift else []
@@ -89,6 +104,8 @@ class ImageDataset(tud.Dataset):
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
         """A whole batch at once (the DataLoader calls this): one tensor op instead of B item calls."""
         batch = self.images[indices]  # (B, C, H, W) uint8
+        if self.augment is not None and self.augment.relocate:
+            batch = canvas.relocate(batch, self.boxes[indices])
         if self.move is not None:
             batch = torch.stack([self.move(img) for img in batch])
         x = self.normalize(batch)  # (B, C, H, W) float32
@@ -108,6 +125,7 @@ class Subset(tud.Subset):
 
     targets = property(lambda self: self.dataset.targets[self.indices])
     images = property(lambda self: self.dataset.images[self.indices])
+    boxes = property(lambda self: None if self.dataset.boxes is None else self.dataset.boxes[self.indices])
 
     def __getattr__(self, name: str):
         if name.startswith("__") or name in ("dataset", "indices"):
@@ -127,6 +145,14 @@ def _mnist5k(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
                 x, y = torch.from_numpy(f[f"x_{split}"]), torch.from_numpy(f[f"y_{split}"])
             return x.unsqueeze(1), y.long()  # (N, 1, 28, 28) uint8, (N,)
     raise ValueError(f"mnist5k.npz is missing from {_BUNDLED}: restore it from git or run scripts/make_mnist5k.py.")
+
+
+@lru_cache(maxsize=8)
+def _canvas(root: str, split: str, size: int, clutter: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The canvas split made from MNIST 5k's split: (images (N, 1, size, size) uint8, targets, boxes)."""
+    digits, targets = _mnist5k(root, split)
+    images, boxes = canvas.make(digits, seed=(SPLITS.index(split), size, clutter), size=size, clutter=clutter)
+    return images, targets, boxes
 
 
 @lru_cache(maxsize=4)
@@ -160,18 +186,30 @@ def cifar10_available(root: Path | None = None) -> bool:
     return all((folder / f).is_file() for f, _ in CIFAR10.train_list + CIFAR10.test_list)
 
 
-def load(name: str, split: str, augment: Augment | None = None, download: bool = False) -> ImageDataset:
-    """One split of a data set: `load("mnist5k", "train", Augment(shift=2))`.
+def load(name: str, split: str, augment: Augment | None = None, download: bool = False, *,
+         size: int = canvas.SIZE, clutter: int = 0) -> ImageDataset:
+    """One split of a data set: `load("canvas", "train", Augment(relocate=True))`.
 
-    CIFAR-10 is downloaded into data_dir() only with `download=True`; with VIT_TUTORIAL_SYNTHETIC=1
-    it is replaced by small synthetic data of the same shape (for rehearsals without a download).
+    `canvas` places MNIST 5k's digits (same split) on a black `size` x `size` canvas (56: with
+    7-pixel patches an 8 x 8 grid), with `clutter` digit fragments (default none). CIFAR-10 is
+    downloaded into data_dir() only with `download=True`; with VIT_TUTORIAL_SYNTHETIC=1 it is
+    replaced by small synthetic data of the same shape (for rehearsals without a download).
     """
     if name not in NAMES:
         raise ValueError(f"unknown data set {name!r}: use one of {', '.join(NAMES)}.")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use 'train' or 'test'.")
+    if name == "canvas":
+        for option, value, least in (("size", size, 28), ("clutter", clutter, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= 1024:
+                raise ValueError(f"canvas {option} must be a whole number from {least} to 1024 (a digit is 28 x 28), got {value!r}.")
+        images, targets, boxes = _canvas(str(data_dir()), split, size, clutter)
+        return ImageDataset(name, images, targets, augment, boxes=boxes)
+    if (size, clutter) != (canvas.SIZE, 0):
+        raise ValueError(f"size= and clutter= make the canvas; {name!r} has a fixed size: use load('canvas', ...).")
     if name == "mnist5k":
-        return ImageDataset(name, *_mnist5k(str(data_dir()), split), augment)
+        images, targets = _mnist5k(str(data_dir()), split)
+        return ImageDataset(name, images, targets, augment, boxes=canvas.ink_boxes(images))
     if os.environ.get(ENV_SYNTHETIC, "") not in ("", "0"):
         return ImageDataset(name, *_synthetic_cifar10(split), augment)
     root = data_dir()
@@ -192,11 +230,11 @@ _CIFAR_HELP = (
 
 
 def for_profile(profile, augment: Augment | None = None, download: bool = True) -> tuple[ImageDataset, ImageDataset]:
-    """(train, test) of `profile.dataset`, augmenting only train.
+    """(train, test) of a profile's data set (`profile.dataset`, or a data set's name), augmenting only train.
 
     CIFAR-10 is downloaded if missing; offline it falls back to MNIST 5k (no flips) with a one-line notice.
     """
-    name = profile.dataset
+    name = profile if isinstance(profile, str) else profile.dataset
     if name == "cifar10":
         try:
             return load(name, "train", augment, download=download), load(name, "test")

@@ -15,6 +15,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib import cm, colors
 import numpy as np
 import torch
 from einops import rearrange
@@ -141,25 +142,45 @@ def attention_heatmap(attn: Any, labels: Sequence[str] | None = None, title: str
 
 def attention_maps(
     image: Any | None, maps: Any, titles: Sequence[str] | None = None, ncols: int = 6,
-    alpha: float = 0.6, cmap: str = "inferno", smooth: bool = True,
+    query: int | Sequence[int] | None = None, alpha: float = 0.65, cmap: str = "RdBu_r",
 ) -> Figure:
-    """Attention maps (K, grid, grid), stretched over the image (shown first) for chosen layers or
-    heads: bright = attended. Each map uses its own colour range: compare where, not how much."""
-    m = _array(maps, 3, "maps (layers or heads, grid, grid)", promote=True)
-    if titles is not None and len(titles) != len(m):
-        raise ValueError(f"got {len(titles)} titles for {len(m)} maps.")
+    """Attention maps (K, grid, grid) drawn as patch cells over the image (shown first, if given).
+
+    One colour scale for the whole figure, in multiples of uniform attention 1/N (white = uniform,
+    red = more, blue = less), with a colour bar, so that panels compare in amount as well as in
+    place; each title adds the map's entropy (1 = uniform, 0 = one patch). `query` marks the patch
+    that asks (its token index, one for all panels or one per panel), green.
+    """
+    m = torch.as_tensor(_array(maps, 3, "maps (layers or heads, grid, grid)", promote=True)).double()
+    k, g = m.shape[0], m.shape[-1]
+    if titles is not None and len(titles) != k:
+        raise ValueError(f"got {len(titles)} titles for {k} maps.")
+    queries = [query] * k if query is None or isinstance(query, int) else list(query)
+    if len(queries) != k or any(q is not None and not 0 <= q < g * g for q in queries):
+        raise ValueError(f"query must be a patch index in [0, {g * g}) or one per map ({k}), got {query}.")
+    relative = (m * g * g).numpy()  # 1 = uniform attention over the patches
+    p = m / m.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)  # each map as a distribution over patches
+    entropy = (-(p * p.clamp_min(1e-12).log()).sum(dim=(1, 2)) / math.log(g * g)).tolist()
     img = None if image is None else _image(image)
-    fig, axes = _panels(len(m) + (img is not None), ncols)
+    fig, axes = _panels(k + (img is not None), ncols, size=2.0)
     if img is not None:
         _show(axes.pop(0), img, "image")
-    h, w = img.shape[:2] if img is not None else m.shape[-2:]
-    for k, (ax, a) in enumerate(zip(axes, m)):
+    h, w = img.shape[:2] if img is not None else (g, g)
+    norm = colors.TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(float(relative.max()), 1.01))
+    for i, (ax, a) in enumerate(zip(axes, relative)):
         if img is not None:
             _show(ax, img)
-        ax.imshow(a, cmap=cmap, alpha=alpha if img is not None else 1.0, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
-                  interpolation="bilinear" if smooth else "nearest")
+        ax.imshow(a, cmap=cmap, norm=norm, alpha=alpha if img is not None else 1.0,
+                  extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+        cell = w / g
+        ax.vlines(np.arange(1, g) * cell - 0.5, -0.5, h - 0.5, color="gray", lw=0.3)
+        ax.hlines(np.arange(1, g) * cell - 0.5, -0.5, w - 0.5, color="gray", lw=0.3)
+        if queries[i] is not None:
+            r, c = divmod(queries[i], g)
+            ax.add_patch(plt.Rectangle((c * cell - 0.5, r * cell - 0.5), cell, cell, fill=False, ec="lime", lw=2))
         ax.set_xticks([]), ax.set_yticks([])
-        ax.set_title(titles[k] if titles is not None else str(k), fontsize=8)
+        ax.set_title(f"{titles[i] if titles is not None else i}\nentropy {entropy[i]:.2f}", fontsize=8)
+    fig.colorbar(cm.ScalarMappable(norm, cmap), ax=axes, shrink=0.8, label="attention / uniform")
     return fig
 
 

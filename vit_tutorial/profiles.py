@@ -7,6 +7,7 @@ is available, else `cpu`.
 """
 from __future__ import annotations
 
+import copy
 import os
 import random
 from dataclasses import dataclass, field
@@ -20,20 +21,21 @@ NAMES = ("smoke", "cpu", "gpu")
 
 @dataclass(frozen=True)
 class Profile:
-    """One profile: its name, data set and a dict of settings for each experiment (`runs`)."""
+    """One profile: its name, data set, the seeds of its studies and the settings of each experiment (`runs`)."""
 
     name: str
-    dataset: str  # "mnist5k" (bundled, offline) or "cifar10" (downloaded)
+    dataset: str  # "canvas" (made from the bundled digits, offline) or "cifar10" (downloaded)
     runs: dict[str, dict] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1, 2)  # every study trains each arm once per seed (the verdict needs 3)
 
     def device(self) -> torch.device:
         return device()
 
     def run(self, key: str) -> dict:
-        """The settings of one experiment, e.g. `profile.run("vit")`; a copy, safe to change."""
+        """The settings of one experiment, e.g. `profile.run("vit")`: a deep copy, safe to change."""
         if key not in self.runs:
             raise ValueError(f"profile {self.name!r} has no experiment {key!r}; it has {sorted(self.runs)}.")
-        return dict(self.runs[key])
+        return copy.deepcopy(self.runs[key])
 
 
 # Model sizes shared by the profiles. MNIST: 28 x 28, 1 channel, 10 classes.

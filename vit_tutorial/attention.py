@@ -100,5 +100,5 @@ class MultiHeadSelfAttention(RecordsAttention, nn.Module):
 def check_heads(dim: int, heads: int) -> None:
     """Heads split the embedding evenly; say how to fix it when they cannot."""
     if heads <= 0 or dim % heads:
-        ok = [h for h in range(1, dim + 1) if dim % h == 0 and h <= 16]
+        ok = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]  # at most 16 tries, whatever dim is
         raise ValueError(f"dim {dim} is not divisible by heads {heads}: use heads in {ok} or change dim.")

@@ -17,6 +17,7 @@ from torch import nn
 from .attention import MultiHeadSelfAttention, RecordsAttention, attend, check_heads
 from .blocks import MLP, Block, DropPath, LayerScale, init_weights, layer_norm, layer_scale_init
 from .tokens import PatchEmbed, PositionEmbedding
+from .checks import make_config
 from .vit import GridConfig
 
 
@@ -149,11 +150,7 @@ class CaiTConfig(GridConfig):
     talking_heads: bool = True  # False: plain multi-head self-attention, for comparison
 
     def __post_init__(self) -> None:
-        self.check("depth_token_only")
-        if self.init_values is not None and self.init_values <= 0:
-            raise ValueError(f"init_values must be positive (or None for the depth rule), got {self.init_values}.")
-        if not 0.0 <= self.drop_path < 1.0:
-            raise ValueError(f"drop_path must be in [0, 1), got {self.drop_path}.")
+        self.check()
 
     @property
     def layer_scale(self) -> float:
@@ -172,7 +169,7 @@ class CaiT(nn.Module):
 
     def __init__(self, config: CaiTConfig | None = None, **kwargs):
         super().__init__()
-        self.config = c = config if config is not None else CaiTConfig(**kwargs)
+        self.config = c = make_config(CaiTConfig, config, kwargs)
         self.patch_embed = PatchEmbed(c.image_size, c.patch_size, c.in_channels, c.dim)
         self.pos_embed = PositionEmbedding(c.num_patches, c.dim)  # no class-token slot
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))

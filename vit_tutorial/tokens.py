@@ -26,7 +26,8 @@ def check_patch_grid(image_size: int, patch_size: int) -> int:
 
 
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(2, n) if n % d == 0][:6]
+    """Up to six patch sizes that divide n (looking no further than 256: bounded work for any n)."""
+    return [d for d in range(2, min(n, 257)) if n % d == 0][:6]
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:

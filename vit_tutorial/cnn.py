@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .checks import check_fields, check_size, make_config
+from .tokens import check_images
 
 
 @dataclass
@@ -81,6 +82,7 @@ class ResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) -> globally pooled features (B, num_features) = (B, 4w) for three stages."""
+        check_images(x, self.head.weight)
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"expected images (B, {self.config.in_channels}, H, W), got shape {tuple(x.shape)}: "

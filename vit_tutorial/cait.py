@@ -39,9 +39,10 @@ class TalkingHeadsAttention(RecordsAttention, nn.Module):
     """Multi-head self-attention whose heads talk: an H x H mix of the logits before the softmax
     (`proj_l`) and of the probabilities after it (`proj_w`, no renormalisation).
 
-    The mix needs the logits, so there is no fused path. Recorded weights are the post-mix maps
-    (B, H, N, N): they are what multiplies the values, so they explain the output; their rows
-    need not sum to 1 (nor be positive) once `proj_w` has mixed them.
+    The mix needs the logits, so there is no fused path. Recorded (and returned) weights are the
+    softmax maps before the second mix (B, H, N, N): rows of probabilities, which the analyses
+    can measure. What multiplies the values is `mix_heads(maps, proj_w)`, a learned combination
+    of them whose rows need not sum to 1 nor be positive, so no distance or rollout is defined on it.
     """
 
     def __init__(self, dim: int, heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0):
@@ -58,11 +59,12 @@ class TalkingHeadsAttention(RecordsAttention, nn.Module):
         qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         q, k, v = qkv.unbind(0)  # (B, H, N, hd) each, timm's row layout
         logits = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)  # (B, H, N, N)
-        attn = mix_heads(mix_heads(logits, self.proj_l).softmax(dim=-1), self.proj_w)  # (B, H, N, N)
-        self.keep(attn)
+        probs = mix_heads(logits, self.proj_l).softmax(dim=-1)  # (B, H, N, N), rows sum to 1
+        self.keep(probs)
+        attn = mix_heads(probs, self.proj_w)  # (B, H, N, N): mixed again, no longer probabilities
         out = self.attn_drop(attn) @ v  # (B, H, N, hd)
         out = self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))  # (B, N, D)
-        return (out, attn) if return_attention else out
+        return (out, probs) if return_attention else out
 
 
 class ClassAttention(RecordsAttention, nn.Module):
@@ -144,7 +146,7 @@ class CaiTConfig(GridConfig):
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     drop_path: float = 0.0  # the same rate in every self-attention block (as CaiT, unlike DeiT)
-    drop: float = 0.0
+    drop: float = 0.0  # dropout of the self-attention stage (none in class attention, as in CaiT's code)
     init_values: float | None = None  # LayerScale's start; None: the paper's rule for this depth
     depth_token_only: int = 2  # class-attention blocks
     talking_heads: bool = True  # False: plain multi-head self-attention, for comparison
@@ -179,9 +181,9 @@ class CaiT(nn.Module):
                 for _ in range(c.depth)
             ]
         )
-        self.blocks_token_only = nn.ModuleList(  # no stochastic depth here, as in CaiT
+        self.blocks_token_only = nn.ModuleList(  # no stochastic depth and no dropout here, as in CaiT's code
             [
-                ClassAttentionBlock(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, 0.0, c.layer_scale, c.drop)
+                ClassAttentionBlock(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, 0.0, c.layer_scale, 0.0)
                 for _ in range(c.depth_token_only)
             ]
         )

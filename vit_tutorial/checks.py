@@ -1,4 +1,5 @@
-"""Checking a config's values: integers are integers, booleans booleans, numbers finite and in range.
+"""Checking what users pass: config values (integers are integers, booleans booleans, numbers finite
+and in range), `train.fit`'s settings and data sets.
 
 Every model config (ViT, ConViT and CaiT through `vit.GridConfig`, and the CNN's) checks its
 fields here, against their type hints and one table of generous limits. A typo fails at once with
@@ -14,6 +15,8 @@ from dataclasses import fields
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from torch.utils.data import TensorDataset
 
 # field -> (test of the value, what the test asks for). Ints and floats are checked for their type first.
 Rule = tuple[Callable[[Any], bool], str]
@@ -76,15 +79,18 @@ def _convert(name: str, value: Any, hint: str) -> Any:
     raise ValueError(f"{name} must be {hint_text}{none}, got {value!r} ({type(value).__name__}){fix}.")
 
 
+def check_value(name: str, value: Any, hint: str, rule: Rule | None = None) -> Any:
+    """`value` as the plain type `hint` names, after checking it against `rule`; a ValueError naming `name` if not."""
+    value = _convert(name, value, hint)
+    if rule is not None and value is not None and not rule[0](value):
+        raise ValueError(f"{name} must be {rule[1]}, got {value!r}.")
+    return value
+
+
 def check_fields(config: Any) -> None:
     """Check (and normalise in place) every field of a dataclass config: its type, then its range."""
     for f in fields(config):
-        value = _convert(f.name, getattr(config, f.name), str(f.type))
-        setattr(config, f.name, value)
-        if f.name in RULES and value is not None:
-            test, wanted = RULES[f.name]
-            if not test(value):
-                raise ValueError(f"{f.name} must be {wanted}, got {value!r}.")
+        setattr(config, f.name, check_value(f.name, getattr(config, f.name), str(f.type), RULES.get(f.name)))
 
 
 def check_size(config: Any, parameters: int) -> None:
@@ -95,6 +101,39 @@ def check_size(config: Any, parameters: int) -> None:
             f"({parameters * 4 / 2**30:.0f} GiB of float32), more than the limit of {MAX_PARAMETERS / 1e9:.0f} billion: "
             "check depth, dim, width and mlp_ratio."
         )
+
+
+# train.fit's numbers: (type, test, what the test asks for)
+FIT_SETTINGS: dict[str, tuple[str, Callable, str]] = {
+    "epochs": ("int", lambda v: v >= 1, "at least 1"), "lr": ("float", lambda v: v > 0, "positive"),
+    "batch_size": ("int", lambda v: v >= 1, "at least 1"), "weight_decay": ("float", lambda v: v >= 0, "0 or more"),
+    "warmup_epochs": ("float", lambda v: v >= 0, "0 or more"), "label_smoothing": ("float", lambda v: 0 <= v < 1, "in [0, 1)"),
+    "clip_grad": ("float | None", lambda v: v > 0, "positive (None: no clipping)"),
+    "seed": ("int", lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+}
+
+
+def check_settings(given: dict[str, Any]) -> dict[str, Any]:
+    """`train.fit`'s numbers (epochs, lr, ...), each checked against FIT_SETTINGS and converted to its plain type."""
+    return {k: check_value(k, v, *FIT_SETTINGS[k][:1], FIT_SETTINGS[k][1:]) for k, v in given.items()}
+
+
+def check_data(dataset, name: str, num_classes: int | None) -> None:
+    """Refuse an empty data set, and labels outside 0 .. num_classes - 1 where the data set shows its labels."""
+    ds = getattr(dataset, "dataset", dataset)  # a DataLoader's data set
+    if not hasattr(ds, "__len__"):
+        return
+    if len(ds) == 0:
+        raise ValueError(f"{name} is empty: pass a data set with images, e.g. data.load('mnist5k', 'train').")
+    targets = getattr(ds, "targets", None)
+    if targets is None and isinstance(ds, TensorDataset) and len(ds.tensors) > 1:
+        targets = ds.tensors[1]
+    t = torch.as_tensor(targets) if targets is not None else None
+    if num_classes and t is not None and t.ndim == 1 and not t.is_floating_point() and len(t):
+        low, high = t.min().item(), t.max().item()
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"{name} has labels from {low} to {high}, but the model has {num_classes} classes "
+                             f"(labels 0 .. {num_classes - 1}): fix the labels or build the model with num_classes={high + 1}.")
 
 
 def make_config(cls: type, config: Any, kwargs: dict) -> Any:

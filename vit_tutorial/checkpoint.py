@@ -111,9 +111,11 @@ def save(
             except TypeError as err:  # a value in `extra` that JSON cannot hold
                 raise ValueError(f"cannot store {err} in config.json: pass plain values in extra (numbers, strings, lists, dicts).") from None
             for e in staged.values():  # new names: the current config.json still names only the old files
-                os.replace(e.pop("tmp"), folder / e["name"])
+                os.replace(e["tmp"], folder / e["name"])
+                del e["tmp"]
             staged["config"] = stage(folder, "config", lambda p: p.write_text(json.dumps(info, indent=1) + "\n"), None)
-            os.replace(staged["config"].pop("tmp"), folder / CONFIG)  # the switch from the old checkpoint to the new
+            os.replace(staged["config"]["tmp"], folder / CONFIG)  # the switch from the old checkpoint to the new
+            del staged["config"]["tmp"]
             fsync_dir(folder)
         except OSError as err:
             raise ValueError(f"could not write the checkpoint into {folder} ({err.strerror or err}); "

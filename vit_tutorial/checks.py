@@ -105,7 +105,7 @@ def check_size(config: Any, parameters: int) -> None:
 
 # train.fit's numbers: (type, test, what the test asks for)
 FIT_SETTINGS: dict[str, tuple[str, Callable, str]] = {
-    "epochs": ("int", lambda v: v >= 1, "at least 1"), "lr": ("float", lambda v: v > 0, "positive"),
+    "epochs": ("int", lambda v: v >= 1, "at least 1"), "lr": ("float", lambda v: 0 < v <= 1000, "positive (at most 1000)"),
     "batch_size": ("int", lambda v: v >= 1, "at least 1"), "weight_decay": ("float", lambda v: v >= 0, "0 or more"),
     "warmup_epochs": ("float", lambda v: v >= 0, "0 or more"), "label_smoothing": ("float", lambda v: 0 <= v < 1, "in [0, 1)"),
     "clip_grad": ("float | None", lambda v: v > 0, "positive (None: no clipping)"),

@@ -54,7 +54,11 @@ def _listed(folder: Path) -> tuple[dict | None, set[str]]:
     """The checkpoint in an existing folder and the names of its files (for `folders.claim`)."""
     if not (folder / CONFIG).is_file():
         return None, set()
-    info = read_info(folder)
+    try:
+        info = read_info(folder)
+    except ValueError as err:
+        raise ValueError(f"{err} Nothing is written there: vit_tutorial replaces only checkpoints it can read; "
+                         "choose another folder, or empty this one yourself.") from None
     return info, {CONFIG} | {e["name"] for e in info["files"].values()}
 
 
@@ -109,7 +113,8 @@ def save(
             try:
                 info["sha256"] = _digest(info)
             except TypeError as err:  # a value in `extra` that JSON cannot hold
-                raise ValueError(f"cannot store {err} in config.json: pass plain values in extra (numbers, strings, lists, dicts).") from None
+                raise ValueError(f"cannot store {err} in config.json: pass plain values in extra "
+                                 "(numbers, strings, lists, dicts).") from None
             for e in staged.values():  # new names: the current config.json still names only the old files
                 os.replace(e["tmp"], folder / e["name"])
                 del e["tmp"]

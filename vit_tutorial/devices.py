@@ -23,7 +23,8 @@ def resolve(name: str | torch.device | None) -> torch.device:
         if count == 0:
             raise ValueError(f"device {name!r} asked for, but CUDA is not available here: use 'cpu'.")
         if device.index is not None and device.index >= count:
-            raise ValueError(f"device {name!r} asked for, but this machine has {count} CUDA device(s): use 'cuda:0' .. 'cuda:{count - 1}'.")
+            raise ValueError(f"device {name!r} asked for, but this machine has {count} CUDA device(s): "
+                             f"use 'cuda:0' .. 'cuda:{count - 1}'.")
         return device
     if device.type == "mps":
         if not torch.backends.mps.is_available():

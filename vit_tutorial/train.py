@@ -147,8 +147,8 @@ def fit(
                                        "clip_grad")} | {"augment": asdict(augment) if augment else None}
     with contextlib.ExitStack() as stack:
         folder, saved = stack.enter_context(checkpoint.writing(out)) if out is not None else (None, None)
-        run = {**(info or {}), "kind": kind, "model": getattr(model, "config", None) and model.config.to_dict(),
-               "seed": seed, "settings": settings}
+        to_dict = getattr(getattr(model, "config", None), "to_dict", None)
+        run = {**(info or {}), "kind": kind, "model": to_dict() if to_dict else None, "seed": seed, "settings": settings}
         resuming_run = folder is not None and resuming.plan(folder, saved, run, resume, overwrite)
         profiles.seed_everything(seed)
         model.to(device)

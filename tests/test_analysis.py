@@ -146,7 +146,7 @@ def test_mean_distance_of_layers_and_grid_mismatch():
     with pytest.raises(ValueError, match="do not fit grid=4"):
         mean_attention_distance(maps, grid=4, patch_size=2, prefix=1)
     with pytest.raises(ValueError, match="do not fit"):
-        mean_attention_distance(torch.rand(1, 2, 1, 10), grid=3, patch_size=2, prefix=1)  # class attention
+        mean_attention_distance(torch.rand(1, 2, 1, 10).softmax(-1), grid=3, patch_size=2, prefix=1)  # class attention
 
 
 # --- position similarity ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from vit_tutorial import ViT, checkpoint
+from vit_tutorial import ViT, checkpoint, folders
 
 TINY = dict(image_size=8, patch_size=4, in_channels=1, num_classes=3, dim=16, depth=1, heads=2, mlp_ratio=2.0)
 
@@ -33,7 +33,9 @@ def test_round_trip_rebuilds_the_model_with_its_info(tmp_path):
     x = torch.randn(2, 1, 8, 8)
     assert torch.equal(model.eval()(x), loaded(x))
     assert checkpoint.load(tmp_path / "config.json")[1] == info  # the JSON or the weights file name the checkpoint too
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    weights = info["files"]["weights"]["name"]  # named by its content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", weights] and weights.startswith("model-")
+    assert checkpoint.load(tmp_path / weights)[1] == info
 
 
 def test_kind_is_found_from_the_class_and_unknown_kinds_are_clear():
@@ -67,7 +69,7 @@ def test_training_state_round_trips_through_safetensors_and_json(tmp_path):
     checkpoint.save(tmp_path, model, kind="vit")
     with pytest.raises(ValueError, match="no training state"):
         checkpoint.load_training_state(tmp_path)
-    assert not (tmp_path / checkpoint.STATE).exists()
+    assert not list(tmp_path.glob("training_state-*"))
 
 
 @pytest.mark.parametrize("failing", ["save_file", "json"])
@@ -83,11 +85,15 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypa
 
     if failing == "save_file":
         monkeypatch.setattr(checkpoint.safetensors.torch, "save_file", lambda tensors, path, **kw: half_written(path))
-    else:  # tensors staged fine, then config.json fails
-        monkeypatch.setattr(checkpoint, "_write_json", lambda obj, path: half_written(path))
-    with pytest.raises(OSError, match="disk full"):
+    else:  # tensors staged and moved in fine, then config.json fails
+        real = checkpoint.stage
+        monkeypatch.setattr(checkpoint, "stage", lambda folder, role, write, names: real(
+            folder, role, half_written if role == "config" else write, names))
+    with pytest.raises(ValueError, match="could not write the checkpoint.*disk full.*unchanged"):
         checkpoint.save(tmp_path, _model(1), kind="vit", extra={"epoch": 2})
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files, nothing replaced
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing replaced, no temp files left
+    assert all(k in before or folders.provably_ours(tmp_path / k) for k in after)  # new files are removable
     loaded, info = checkpoint.load(tmp_path)
     assert info["epoch"] == 1 and _same_weights(loaded, old)
 
@@ -120,7 +126,8 @@ def test_pickles_are_refused_without_being_run(tmp_path, name):
 def test_a_pickle_in_place_of_the_weights_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     checkpoint.save(tmp_path / "ckpt", _model(), kind="vit")
-    (tmp_path / "ckpt" / "model.safetensors").write_bytes(pickle.dumps(_RunsCode(marker)))
+    weights = checkpoint.read_info(tmp_path / "ckpt")["files"]["weights"]["name"]
+    (tmp_path / "ckpt" / weights).write_bytes(pickle.dumps(_RunsCode(marker)))
     with pytest.raises(ValueError):
         checkpoint.load(tmp_path / "ckpt")
     assert not marker.exists()
@@ -128,7 +135,7 @@ def test_a_pickle_in_place_of_the_weights_is_refused(tmp_path):
 
 def test_tampered_or_truncated_files_are_clear_errors(tmp_path):
     checkpoint.save(tmp_path, _model(), kind="vit")
-    weights = tmp_path / "model.safetensors"
+    weights = tmp_path / checkpoint.read_info(tmp_path)["files"]["weights"]["name"]
     good = weights.read_bytes()
     flipped = bytearray(good)
     flipped[-5] ^= 0xFF  # one weight changed: still a valid safetensors file
@@ -138,9 +145,10 @@ def test_tampered_or_truncated_files_are_clear_errors(tmp_path):
     weights.write_bytes(good[: len(good) // 2])
     with pytest.raises(ValueError, match="changed or truncated"):
         checkpoint.load(tmp_path)
-    # a truncation that also rewrote the recorded hash still cannot be read
+    # a truncation that also rewrote the recorded hashes (config.json's own too) still cannot be read
     config = json.loads((tmp_path / "config.json").read_text())
-    config["files"]["model.safetensors"] = checkpoint.hashlib.sha256(good[:100]).hexdigest()
+    config["files"]["weights"] |= {"sha256": checkpoint.hashlib.sha256(good[:100]).hexdigest(), "bytes": 100}
+    config["sha256"] = checkpoint._digest(config)
     (tmp_path / "config.json").write_text(json.dumps(config))
     weights.write_bytes(good[:100])
     with pytest.raises(ValueError, match="not a readable safetensors file"):
@@ -167,7 +175,7 @@ def test_shipped_checkpoints_reproduce_their_recorded_accuracy(config):
 
     model, info = checkpoint.load(config.parent)
     assert info["kind"] == config.parent.name and info["dataset"] == "mnist5k"
-    assert "training_state.safetensors" not in info["files"]  # weights only: small
+    assert checkpoint.STATE not in info["files"]  # weights only: small
     assert sum(p.stat().st_size for p in config.parent.iterdir()) < 1_000_000
     got = train.evaluate(model, data.load("mnist5k", "test"), device="cpu")
     assert got["acc"] == pytest.approx(info["metrics"]["test_acc"], abs=1e-6)

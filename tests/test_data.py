@@ -1,4 +1,5 @@
 """The data module: bundled MNIST 5k, CIFAR-10 from a fake on-disk copy, subsets, augmentations, loaders."""
+import hashlib
 import pickle
 from types import SimpleNamespace
 
@@ -123,8 +124,9 @@ def test_loader_order_is_seeded(mnist):
     assert torch.equal(y, train.targets[:64])
 
 
-def _fake_cifar(root, per_batch=20):
-    """A small CIFAR-10 in the official python format: pickled dicts of uint8 (n, 3072) and labels."""
+def _fake_cifar(root, per_batch=20, monkeypatch=None):
+    """A small CIFAR-10 in the official python format: pickled dicts of uint8 (n, 3072) and labels.
+    With `monkeypatch`, torchvision's list of checksums is made to name these files (the real ones are 30 MB)."""
     folder = root / CIFAR10.base_folder
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -135,11 +137,16 @@ def _fake_cifar(root, per_batch=20):
             pickle.dump(batch, f)
     with open(folder / CIFAR10.meta["filename"], "wb") as f:
         pickle.dump({"label_names": data.CLASSES["cifar10"]}, f)
+    if monkeypatch is not None:
+        for attr in ("train_list", "test_list"):
+            sums = [[name, hashlib.md5((folder / name).read_bytes()).hexdigest()] for name, _ in getattr(CIFAR10, attr)]
+            monkeypatch.setattr(CIFAR10, attr, sums)
     return folder
 
 
 def test_cifar10_reads_the_official_format(tmp_path, monkeypatch):
-    folder = _fake_cifar(tmp_path)
+    folder = _fake_cifar(tmp_path, monkeypatch=monkeypatch)
+    data._cifar10.cache_clear()
     monkeypatch.setenv(data.ENV_DATA, str(tmp_path))
     monkeypatch.delenv(data.ENV_SYNTHETIC, raising=False)
     assert data.data_dir() == tmp_path and data.cifar10_available()

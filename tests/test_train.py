@@ -141,7 +141,7 @@ def test_history_summary_and_bad_settings():
     assert (s["best_test_acc"], s["best_epoch"], s["final_test_acc"]) == (0.6, 1, 0.55)
     assert s["train_seconds"] == 3.0 and s["images_per_s"] == pytest.approx(200 / 3)
     assert train.History.from_dict(h.as_dict()) == h
-    with pytest.raises(ValueError, match="epochs >= 1"):
+    with pytest.raises(ValueError, match="epochs must be at least 1, got 0"):
         train.fit(ViT(**TINY), _data(), epochs=0, lr=1e-3)
     with pytest.raises(ValueError, match="unknown device"):
         train.fit(ViT(**TINY), _data(), epochs=1, lr=1e-3, device="tpu9")

@@ -16,6 +16,7 @@ patches row by row, as `tokens.PatchEmbed` produces them.
 from __future__ import annotations
 
 import math
+import threading
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
@@ -27,6 +28,7 @@ from torch import nn
 from .attention import RecordsAttention
 
 Maps = torch.Tensor | Sequence[torch.Tensor]
+_RECORDERS = threading.Lock()  # guards the recorders of every attention layer
 
 
 def attention_layers(model: nn.Module) -> list[nn.Module]:
@@ -38,6 +40,8 @@ def attention_layers(model: nn.Module) -> list[nn.Module]:
 def record_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     """Collect attention weights during forward passes: one (B, H, queries, keys) tensor per
     attention layer, in forward order. Layers take their explicit path only while recording.
+    A recording collects the forward passes of the thread that opened it; recordings may nest,
+    overlap and close in any order.
 
         with record_attention(model) as maps:
             model(images)
@@ -47,21 +51,35 @@ def record_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     if not layers:
         raise ValueError(f"{type(model).__name__} has no attention layers to record.")
     sink: list[torch.Tensor] = []
-    before = [layer.sink for layer in layers]
-    for layer in layers:
-        layer.sink = sink
+    mine = (threading.get_ident(), sink)
+    with _RECORDERS:  # the tuple is replaced, never changed in place: a forward pass reads a consistent one
+        for layer in layers:
+            layer.recorders = (*layer.recorders, mine)
     try:
         yield sink
     finally:
-        for layer, old in zip(layers, before):
-            layer.sink = old
+        with _RECORDERS:
+            for layer in layers:
+                layer.recorders = tuple(r for r in layer.recorders if r[1] is not sink)
 
 
-def _check_attn(attn: torch.Tensor) -> torch.Tensor:
+def _check_attn(attn: torch.Tensor, tol: float = 1e-3) -> torch.Tensor:
+    """The maps as float32, after checking that they are (B, H, Nq, Nk) rows of probabilities."""
     if not isinstance(attn, torch.Tensor) or attn.ndim != 4:
         shape = tuple(attn.shape) if isinstance(attn, torch.Tensor) else type(attn).__name__
         raise ValueError(f"expected attention weights of shape (B, heads, queries, keys), got {shape}.")
-    return attn.detach().float()
+    a = attn.detach().float()
+    sums = a.sum(dim=-1)  # (B, H, Nq)
+    if a.numel() and not (torch.isfinite(a).all() and a.min() >= -tol and ((sums - 1).abs() <= tol).all()):
+        found = "NaN or inf" if not torch.isfinite(a).all() else (
+            f"entries down to {a.min().item():.3g}, rows summing to {sums.min().item():.3g} .. {sums.max().item():.3g}")
+        raise ValueError(
+            f"these maps are not rows of attention probabilities ({found}), so they cannot be measured. "
+            "Pass the softmax maps, non-negative rows summing to 1 over the keys: the maps record_attention "
+            "gives (for CaiT's talking heads, the maps after the softmax and before the second head mix; "
+            "CaiT's class-attention maps), or scores.softmax(-1)."
+        )
+    return a
 
 
 def _layers(maps: Maps) -> list[torch.Tensor] | None:
@@ -97,8 +115,8 @@ def rollout(maps: Sequence[torch.Tensor], head_fusion: str = "mean") -> torch.Te
     fuse = {"mean": lambda a: a.mean(1), "max": lambda a: a.amax(1), "min": lambda a: a.amin(1)}
     if head_fusion not in fuse:
         raise ValueError(f"unknown head_fusion {head_fusion!r}: use one of {sorted(fuse)}.")
-    layers = _layers(maps) or [maps]
-    shapes = {tuple(_check_attn(a).shape) for a in layers}
+    layers = [_check_attn(a) for a in _layers(maps) or [maps]]
+    shapes = {tuple(a.shape) for a in layers}
     b, _, nq, nk = next(iter(shapes))
     if len(shapes) > 1 or nq != nk:
         raise ValueError(
@@ -108,7 +126,7 @@ def rollout(maps: Sequence[torch.Tensor], head_fusion: str = "mean") -> torch.Te
     eye = torch.eye(nk, device=layers[0].device)
     result = eye.expand(b, nk, nk)
     for attn in layers:
-        a = fuse[head_fusion](_check_attn(attn)) + eye  # (B, N, N): attention plus residual
+        a = fuse[head_fusion](attn) + eye  # (B, N, N): attention plus residual
         a = a / a.sum(dim=-1, keepdim=True)  # rows sum to 1 again
         result = a @ result  # (B, N, N)
     return result
@@ -195,6 +213,13 @@ def position_similarity(pos_embed: torch.Tensor | nn.Module, prefix: int = 0) ->
         raise ValueError(
             f"expected a position table (N, D) or (1, prefix + N, D) with prefix < N, "
             f"got shape {tuple(pos_embed.shape)} and prefix={prefix}."
+        )
+    n = table.shape[0] - prefix
+    if math.isqrt(n) ** 2 != n:
+        raise ValueError(
+            f"a position table of {table.shape[0]} rows minus prefix={prefix} leaves {n} rows, not a square grid of "
+            "patches: pass prefix=1 for a table with a class-token row (ViT), 2 with a distillation token (DeiT), "
+            "or the model's pos_embed module, which knows its prefix."
         )
     unit = F.normalize(table[prefix:], dim=-1)  # (N, D), unit length rows
     return unit @ unit.T  # (N, N)

@@ -7,6 +7,7 @@ weights given by how well its question matches each key.
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -17,19 +18,24 @@ from torch import nn
 class RecordsAttention:
     """Mixin for attention modules whose weights `analysis.record_attention` can collect.
 
-    While `sink` is a list the module takes its explicit path and appends its weights
-    (B, H, queries, keys) there; while it is None the module is free to use fused kernels.
+    `recorders` holds the recordings in progress as (thread id, list) pairs. While there is one,
+    the module takes its explicit path and appends its weights (B, H, queries, keys) to the list
+    of every recording made by the thread that runs the forward pass; while there is none it is
+    free to use fused kernels. Each recording removes only its own pair when it ends, so
+    recordings closed in any order, or made from several threads, leave no recording behind.
     """
 
-    sink: list | None = None
+    recorders: tuple[tuple[int, list], ...] = ()
 
     @property
     def needs_weights(self) -> bool:
-        return self.sink is not None
+        return bool(self.recorders)
 
     def keep(self, attn: torch.Tensor) -> None:
-        if self.sink is not None:
-            self.sink.append(attn.detach())
+        me = threading.get_ident()
+        for thread, sink in self.recorders:
+            if thread == me:
+                sink.append(attn.detach())
 
 
 def attend(
@@ -100,5 +106,5 @@ class MultiHeadSelfAttention(RecordsAttention, nn.Module):
 def check_heads(dim: int, heads: int) -> None:
     """Heads split the embedding evenly; say how to fix it when they cannot."""
     if heads <= 0 or dim % heads:
-        ok = [h for h in range(1, dim + 1) if dim % h == 0 and h <= 16]
+        ok = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]  # at most 16 tries, whatever dim is
         raise ValueError(f"dim {dim} is not divisible by heads {heads}: use heads in {ok} or change dim.")

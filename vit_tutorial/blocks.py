@@ -67,7 +67,13 @@ class LayerScale(nn.Module):
 
 
 def layer_scale_init(depth: int) -> float:
-    """CaiT's rule for LayerScale's initial value: 0.1 up to depth 18, 1e-5 up to 24, 1e-6 deeper."""
+    """CaiT's rule for LayerScale's initial value: 0.1 up to depth 18, 1e-5 up to 24, 1e-6 deeper.
+
+    This is the paper's rule (Touvron et al., 2021, sec. 3), kept because the notebooks teach it.
+    The released models differ once: CaiT-XXS-36 (timm `cait_xxs36_*`) starts at 1e-5, not 1e-6
+    (CaiT-S36, M36 and M48 use 1e-6). To match it, pass `init_values=1e-5`; a converted model
+    (`timm_compat.from_timm`) carries its trained gammas, so the initial value does not matter there.
+    """
     return 0.1 if depth <= 18 else 1e-5 if depth <= 24 else 1e-6
 
 

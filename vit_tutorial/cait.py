@@ -17,6 +17,7 @@ from torch import nn
 from .attention import MultiHeadSelfAttention, RecordsAttention, attend, check_heads
 from .blocks import MLP, Block, DropPath, LayerScale, init_weights, layer_norm, layer_scale_init
 from .tokens import PatchEmbed, PositionEmbedding
+from .checks import make_config
 from .vit import GridConfig
 
 
@@ -38,9 +39,10 @@ class TalkingHeadsAttention(RecordsAttention, nn.Module):
     """Multi-head self-attention whose heads talk: an H x H mix of the logits before the softmax
     (`proj_l`) and of the probabilities after it (`proj_w`, no renormalisation).
 
-    The mix needs the logits, so there is no fused path. Recorded weights are the post-mix maps
-    (B, H, N, N): they are what multiplies the values, so they explain the output; their rows
-    need not sum to 1 (nor be positive) once `proj_w` has mixed them.
+    The mix needs the logits, so there is no fused path. Recorded (and returned) weights are the
+    softmax maps before the second mix (B, H, N, N): rows of probabilities, which the analyses
+    can measure. What multiplies the values is `mix_heads(maps, proj_w)`, a learned combination
+    of them whose rows need not sum to 1 nor be positive, so no distance or rollout is defined on it.
     """
 
     def __init__(self, dim: int, heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0):
@@ -57,11 +59,12 @@ class TalkingHeadsAttention(RecordsAttention, nn.Module):
         qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         q, k, v = qkv.unbind(0)  # (B, H, N, hd) each, timm's row layout
         logits = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)  # (B, H, N, N)
-        attn = mix_heads(mix_heads(logits, self.proj_l).softmax(dim=-1), self.proj_w)  # (B, H, N, N)
-        self.keep(attn)
+        probs = mix_heads(logits, self.proj_l).softmax(dim=-1)  # (B, H, N, N), rows sum to 1
+        self.keep(probs)
+        attn = mix_heads(probs, self.proj_w)  # (B, H, N, N): mixed again, no longer probabilities
         out = self.attn_drop(attn) @ v  # (B, H, N, hd)
         out = self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))  # (B, N, D)
-        return (out, attn) if return_attention else out
+        return (out, probs) if return_attention else out
 
 
 class ClassAttention(RecordsAttention, nn.Module):
@@ -143,17 +146,13 @@ class CaiTConfig(GridConfig):
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     drop_path: float = 0.0  # the same rate in every self-attention block (as CaiT, unlike DeiT)
-    drop: float = 0.0
+    drop: float = 0.0  # dropout of the self-attention stage (none in class attention, as in CaiT's code)
     init_values: float | None = None  # LayerScale's start; None: the paper's rule for this depth
     depth_token_only: int = 2  # class-attention blocks
     talking_heads: bool = True  # False: plain multi-head self-attention, for comparison
 
     def __post_init__(self) -> None:
-        self.check("depth_token_only")
-        if self.init_values is not None and self.init_values <= 0:
-            raise ValueError(f"init_values must be positive (or None for the depth rule), got {self.init_values}.")
-        if not 0.0 <= self.drop_path < 1.0:
-            raise ValueError(f"drop_path must be in [0, 1), got {self.drop_path}.")
+        self.check()
 
     @property
     def layer_scale(self) -> float:
@@ -172,7 +171,7 @@ class CaiT(nn.Module):
 
     def __init__(self, config: CaiTConfig | None = None, **kwargs):
         super().__init__()
-        self.config = c = config if config is not None else CaiTConfig(**kwargs)
+        self.config = c = make_config(CaiTConfig, config, kwargs)
         self.patch_embed = PatchEmbed(c.image_size, c.patch_size, c.in_channels, c.dim)
         self.pos_embed = PositionEmbedding(c.num_patches, c.dim)  # no class-token slot
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
@@ -182,9 +181,9 @@ class CaiT(nn.Module):
                 for _ in range(c.depth)
             ]
         )
-        self.blocks_token_only = nn.ModuleList(  # no stochastic depth here, as in CaiT
+        self.blocks_token_only = nn.ModuleList(  # no stochastic depth and no dropout here, as in CaiT's code
             [
-                ClassAttentionBlock(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, 0.0, c.layer_scale, c.drop)
+                ClassAttentionBlock(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, 0.0, c.layer_scale, 0.0)
                 for _ in range(c.depth_token_only)
             ]
         )

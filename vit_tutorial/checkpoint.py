@@ -1,17 +1,21 @@
-"""Checkpoints: safetensors for tensors, JSON for everything else, never pickle.
+"""Checkpoints: safetensors for tensors, JSON for everything else, never pickle; atomic and hashed.
 
-A checkpoint is a directory:
+A checkpoint is a folder that holds nothing else:
 
-    config.json                the model kind and config, profile, seed, epoch, metrics, history,
-                               and a SHA-256 of every tensor file (so a changed file is caught)
-    model.safetensors          the weights
-    training_state.safetensors optional: optimizer moments, RNG states (for resuming)
-    training_state.json        optional: the non-tensor rest of the optimizer/scheduler state
+    config.json                             the model kind and config, profile, seed, epoch, metrics,
+                                            history; the name, size and SHA-256 of each file below; and
+                                            the SHA-256 of config.json itself (its "sha256" field)
+    model-<sha>.safetensors                 the weights
+    training_state-<sha>.safetensors/.json  optional: optimizer moments, RNG states (for resuming)
 
-`torch.load` unpickles, and unpickling can run any code hidden in the file; safetensors holds
-only raw tensors. Writes are atomic: every file goes to a temporary name in the same directory
-first and is renamed into place afterwards, config.json last, so a crash while writing leaves
-the previous checkpoint as it was.
+Tensor files are named by their content (<sha> = the first 16 hex digits of their SHA-256), so new
+ones never replace the files the current config.json names. A save writes them, then writes the
+new config.json under a temporary name and renames it into place: that one rename is the switch
+from the old checkpoint to the new one, and a crash on either side of it leaves a complete
+checkpoint. Only then are the old files removed: those the old config.json named, and files whose
+content-addressed names their content proves ours. Nothing is written into a folder that holds
+anything else. The hash of config.json catches edits and damage; nothing signs it against a
+forger, but `torch.load` unpickles (and unpickling can run code), safetensors never does.
 """
 from __future__ import annotations
 
@@ -21,69 +25,52 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
 
+from . import devices
+from . import folders
+from .folders import NAME, expand, fsync_dir, provably_ours, sha256_of, stage
 from .models import MODELS, build, kind_of, model_class  # noqa: F401  (checkpoint.build: the notebooks' spelling)
+from .state_tree import join, split
 
-FORMAT = 1
-CONFIG, WEIGHTS = "config.json", "model.safetensors"
-STATE, STATE_JSON = "training_state.safetensors", "training_state.json"
+FORMAT = 2
+CONFIG = "config.json"
+WEIGHTS, STATE, STATE_JSON = "weights", "state", "state_json"  # roles of the files in config.json's "files"
+_STEMS = {WEIGHTS: ("model", ".safetensors"), STATE: ("training_state", ".safetensors"), STATE_JSON: ("training_state", ".json")}
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
-
-# --- nested state <-> (JSON skeleton, flat tensors) -------------------------------------------
-
-def _split(obj: Any, tensors: dict[str, torch.Tensor], key: str) -> Any:
-    """Replace every tensor in a nested structure by a reference into `tensors` (JSON-able rest)."""
-    if isinstance(obj, np.ndarray):
-        obj = torch.from_numpy(obj.copy())
-        tensors[key] = obj
-        return {"__ndarray__": key}
-    if isinstance(obj, torch.Tensor):
-        tensors[key] = obj.detach().cpu().contiguous()
-        return {"__tensor__": key}
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) for k in obj):
-            return {k: _split(v, tensors, f"{key}.{k}") for k, v in obj.items()}
-        return {"__items__": [[k, _split(v, tensors, f"{key}.{k}")] for k, v in obj.items()]}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_split(v, tensors, f"{key}.{i}") for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [_split(v, tensors, f"{key}.{i}") for i, v in enumerate(obj)]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise ValueError(f"cannot store a {type(obj).__name__} in a checkpoint (at {key!r}); use tensors and plain values.")
+MAX_CONFIG_BYTES = 16 * 2**20
+MIGRATE = "python scripts/migrate_checkpoints.py"
 
 
-def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of `_split`."""
-    if isinstance(obj, list):
-        return [_join(v, tensors) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if "__tensor__" in obj:
-        return tensors[obj["__tensor__"]]
-    if "__ndarray__" in obj:
-        return tensors[obj["__ndarray__"]].numpy()
-    if "__tuple__" in obj:
-        return tuple(_join(v, tensors) for v in obj["__tuple__"])
-    if "__items__" in obj:
-        return {k: _join(v, tensors) for k, v in obj["__items__"]}
-    return {k: _join(v, tensors) for k, v in obj.items()}
+def _digest(info: dict) -> str:
+    """The SHA-256 of config.json's contents without its own "sha256" field."""
+    body = {k: v for k, v in info.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-# --- writing ------------------------------------------------------------------------------------
+def _listed(folder: Path) -> tuple[dict | None, set[str]]:
+    """The checkpoint in an existing folder and the names of its files (for `folders.claim`)."""
+    if not (folder / CONFIG).is_file():
+        return None, set()
+    try:
+        info = read_info(folder)
+    except ValueError as err:
+        raise ValueError(f"{err} Nothing is written there: vit_tutorial replaces only checkpoints it can read; "
+                         "choose another folder, or empty this one yourself.") from None
+    return info, {CONFIG} | {e["name"] for e in info["files"].values()}
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+def writing(path: str | os.PathLike):
+    """Claim folder `path` for checkpoints and hold its lock while the block runs (`folders.writing`):
+    yields (folder, info of the checkpoint already there, or None). `train.fit` holds it for a whole run."""
+    return folders.writing(path, _listed)
 
 
-def _write_json(obj: Any, path: Path) -> None:
-    path.write_text(json.dumps(obj, indent=1) + "\n")
+def exists(path: str | os.PathLike) -> bool:
+    """Whether `path` holds a checkpoint (a config.json; `read_info` checks it)."""
+    return (expand(path) / CONFIG).is_file()
 
 
 def save(
@@ -96,122 +83,144 @@ def save(
     extra: dict | None = None,
     state: dict | None = None,
 ) -> Path:
-    """Write `model` (and, for resuming, optimizer/scheduler/`state`) into directory `path`, atomically.
+    """Write `model` (and, for resuming, optimizer/scheduler/`state`) into folder `path`, replacing the
+    checkpoint there in one atomic step.
 
     `extra` (profile, seed, epoch, metrics, history, ...) goes into config.json as is; `state` is
     any further training state with tensors in it (train.py keeps the RNG states there).
     """
     model = getattr(model, "_orig_mod", model)
     kind = kind or kind_of(model)
+    if type(model) is not model_class(kind):
+        raise ValueError(f"a {type(model).__name__} cannot be saved as kind {kind!r} ({model_class(kind).__name__}): leave kind out.")
     if not hasattr(model, "config") or not hasattr(model.config, "to_dict"):
         raise ValueError(f"{type(model).__name__} has no .config.to_dict(); checkpoints rebuild models from it.")
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.glob(".*.tmp-*"):  # from a save that was killed while writing
-        leftover.unlink()
-    staged: dict[str, Path] = {}  # final name -> temporary file
-
-    def stage(name: str, write) -> None:
-        tmp = folder / f".{name}.tmp-{os.getpid()}"
-        staged[name] = tmp
-        write(tmp)
-        os.chmod(tmp, 0o644)  # safetensors creates files readable by their owner only
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-
-    try:
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        stage(WEIGHTS, lambda p: safetensors.torch.save_file(weights, str(p), metadata={"format": "pt"}))
-        training = {"optimizer": optimizer, "scheduler": scheduler, "state": state}
-        if any(v is not None for v in training.values()):
-            tensors: dict[str, torch.Tensor] = {}
-            skeleton = {k: _split(v.state_dict() if hasattr(v, "state_dict") else v, tensors, k) for k, v in training.items()}
-            stage(STATE, lambda p: safetensors.torch.save_file(tensors, str(p)))
-            stage(STATE_JSON, lambda p: _write_json(skeleton, p))
-        info = {"format": FORMAT, "kind": kind, "model": model.config.to_dict()}
-        info |= {k: v for k, v in (extra or {}).items() if k not in (*info, "files")}
-        info["files"] = {name: _sha256(tmp) for name, tmp in staged.items()}
-        stage(CONFIG, lambda p: _write_json(info, p))
-    except BaseException:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
-        raise
-    for name, tmp in staged.items():  # dict order: config.json is renamed last
-        os.replace(tmp, folder / name)
-    for stale in {STATE, STATE_JSON} - set(staged):
-        (folder / stale).unlink(missing_ok=True)
+    with writing(path) as (folder, old):
+        staged: dict[str, dict] = {}
+        try:
+            weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            write = lambda p: safetensors.torch.save_file(weights, str(p), metadata={"format": "pt"})  # noqa: E731
+            staged[WEIGHTS] = stage(folder, WEIGHTS, write, _STEMS[WEIGHTS])
+            training = {"optimizer": optimizer, "scheduler": scheduler, "state": state}
+            if any(v is not None for v in training.values()):
+                tensors: dict[str, torch.Tensor] = {}
+                skeleton = {k: split(v.state_dict() if hasattr(v, "state_dict") else v, tensors, k) for k, v in training.items()}
+                staged[STATE] = stage(folder, STATE, lambda p: safetensors.torch.save_file(tensors, str(p)), _STEMS[STATE])
+                staged[STATE_JSON] = stage(folder, STATE_JSON, lambda p: p.write_text(json.dumps(skeleton)), _STEMS[STATE_JSON])
+            info = {"format": FORMAT, "kind": kind, "model": model.config.to_dict()}
+            info |= {k: v for k, v in (extra or {}).items() if k not in (*info, "files", "sha256")}
+            info["files"] = {role: {k: v for k, v in e.items() if k != "tmp"} for role, e in staged.items()}
+            try:
+                info["sha256"] = _digest(info)
+            except TypeError as err:  # a value in `extra` that JSON cannot hold
+                raise ValueError(f"cannot store {err} in config.json: pass plain values in extra "
+                                 "(numbers, strings, lists, dicts).") from None
+            for e in staged.values():  # new names: the current config.json still names only the old files
+                os.replace(e["tmp"], folder / e["name"])
+                del e["tmp"]
+            staged["config"] = stage(folder, "config", lambda p: p.write_text(json.dumps(info, indent=1) + "\n"), None)
+            os.replace(staged["config"]["tmp"], folder / CONFIG)  # the switch from the old checkpoint to the new
+            del staged["config"]["tmp"]
+            fsync_dir(folder)
+        except OSError as err:
+            raise ValueError(f"could not write the checkpoint into {folder} ({err.strerror or err}); "
+                             "the checkpoint that was there, if any, is unchanged.") from None
+        finally:
+            for e in staged.values():
+                if "tmp" in e:
+                    e["tmp"].unlink(missing_ok=True)
+        keep = {CONFIG} | {e["name"] for e in info["files"].values()}
+        old_names = {e["name"] for e in (old or {}).get("files", {}).values()}
+        for p in folder.iterdir():  # after the switch: the old checkpoint's files, and leftovers of killed saves
+            if p.name not in keep and (p.name in old_names or provably_ours(p)):
+                p.unlink(missing_ok=True)
     return folder
 
 
 # --- reading ------------------------------------------------------------------------------------
 
-def _first_byte(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(1)
-
-
 def _refuse_pickles(path: Path) -> None:
-    if path.suffix.lower() in PICKLE_SUFFIXES or (path.is_file() and _first_byte(path) == b"\x80"):
+    """A pickle is refused unread; safetensors files (8-byte length, then '{') are not mistaken for one."""
+    head = b""
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(9)
+    if path.suffix.lower() in PICKLE_SUFFIXES or (head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05" and head[8:9] != b"{"):
         raise ValueError(
             f"{path} is a pickle file: vit_tutorial never unpickles (a pickle can run code when loaded). "
-            "Load only checkpoint directories written by vit_tutorial.checkpoint.save."
+            "Load only checkpoint folders written by vit_tutorial.checkpoint.save."
         )
 
 
 def folder_of(path: str | os.PathLike) -> Path:
-    """The checkpoint directory for `path` (the directory, its config.json or its model.safetensors)."""
-    path = Path(path)
+    """The checkpoint folder for `path` (the folder, its config.json or its weights file)."""
+    path = expand(path)
     if path.is_file():
         _refuse_pickles(path)
-        if path.name in (CONFIG, WEIGHTS):
+        if path.name == CONFIG or NAME.match(path.name):
             return path.parent
-        raise ValueError(f"{path} is not a checkpoint: pass the directory holding {CONFIG} and {WEIGHTS}.")
+        raise ValueError(f"{path} is not a checkpoint: pass the folder holding {CONFIG}.")
     if not (path / CONFIG).is_file():
-        for candidate in sorted(path.glob("*")) if path.is_dir() else []:
+        for candidate in sorted(path.iterdir())[:100] if path.is_dir() else []:
             _refuse_pickles(candidate)
-        raise ValueError(f"no checkpoint at {path}: expected a directory with {CONFIG} and {WEIGHTS}.")
+        raise ValueError(f"no checkpoint at {path}: expected a folder with {CONFIG} and the files it names.")
     return path
 
 
 def read_info(path: str | os.PathLike) -> dict:
-    """The contents of a checkpoint's config.json (kind, model config, metrics, history, ...)."""
-    folder = folder_of(path)
+    """The contents of a checkpoint's config.json (kind, model config, metrics, history, ...), verified."""
+    file = folder_of(path) / CONFIG
+    if file.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{file} is {file.stat().st_size} bytes, far more than any checkpoint's config.json: it is not one.")
     try:
-        info = json.loads((folder / CONFIG).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{folder / CONFIG} is not valid JSON ({err}); the checkpoint is damaged.") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT or "files" not in info:
-        raise ValueError(f"{folder / CONFIG} is not a vit_tutorial checkpoint (format {FORMAT}).")
+        info = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise ValueError(f"{file} is not valid JSON ({str(err)[:80]}); the checkpoint is damaged.") from None
+    if not isinstance(info, dict) or "format" not in info:
+        raise ValueError(f"{file} is not a vit_tutorial checkpoint (format {FORMAT}).")
+    if info["format"] == 1:
+        raise ValueError(f"{file.parent} is a checkpoint of an older vit_tutorial (format 1, without a hash of its "
+                         f"config.json): convert it once with `{MIGRATE} {file.parent}`.")
+    if info["format"] != FORMAT:
+        raise ValueError(f"{file} is a checkpoint of format {info['format']!r}; this vit_tutorial reads format {FORMAT}.")
+    if info.get("sha256") != _digest(info):
+        raise ValueError(
+            f"{file} was edited or damaged after it was written (its SHA-256 differs from the one it records): "
+            "restore it (`git checkout` for a shipped checkpoint) or retrain. A changed setting such as heads "
+            "would load the weights into another model, so it is not loaded."
+        )
+    files = info.get("files")
+    if not isinstance(info.get("kind"), str) or not isinstance(info.get("model"), dict):
+        raise ValueError(f"{file} names no model kind or config ('kind', 'model'); the checkpoint is incomplete.")
+    if not isinstance(files, dict) or WEIGHTS not in files or not all(
+        isinstance(e, dict) and NAME.match(str(e.get("name"))) and isinstance(e.get("bytes"), int) for e in files.values()
+    ):
+        raise ValueError(f"{file} does not name its files as vit_tutorial writes them; the checkpoint is damaged.")
     return info
 
 
-def _read_verified(folder: Path, name: str, info: dict) -> bytes:
-    """The bytes of one file of the checkpoint, after checking them against the SHA-256 in config.json."""
-    file = folder / name
-    _refuse_pickles(file)
+def _read_tensors(folder: Path, role: str, info: dict) -> dict[str, torch.Tensor]:
+    """One tensor file of the checkpoint, after checking its size and SHA-256 against config.json."""
+    entry = info["files"][role]
+    file = folder / entry["name"]
     if not file.is_file():
         raise ValueError(f"{file} is missing; the checkpoint is incomplete.")
-    data = file.read_bytes()
-    if hashlib.sha256(data).hexdigest() != info["files"].get(name):
-        raise ValueError(f"{file} was changed or truncated after it was written (SHA-256 differs from {CONFIG}).")
-    return data
-
-
-def _read_tensors(folder: Path, name: str, info: dict) -> dict[str, torch.Tensor]:
-    data = _read_verified(folder, name, info)
+    if file.stat().st_size != entry["bytes"] or sha256_of(file) != entry.get("sha256"):
+        raise ValueError(f"{file} was changed or truncated after it was written (its size or SHA-256 differs from {CONFIG}).")
     try:
-        return safetensors.torch.load(data)
+        return safetensors.torch.load_file(str(file))
     except Exception as err:  # SafetensorError and friends: a damaged header or body
-        raise ValueError(f"{folder / name} is not a readable safetensors file ({err}).") from None
+        raise ValueError(f"{file} is not a readable safetensors file ({err}).") from None
 
 
 def load(path: str | os.PathLike, device: str | torch.device | None = None) -> tuple[nn.Module, dict]:
     """Rebuild the model saved at `path` and load its weights: returns `(model, info)`, model in eval mode."""
+    device = devices.resolve(device) if device is not None else torch.device("cpu")
     folder = folder_of(path)
     info = read_info(folder)
     model = build(info["kind"], **info["model"])
     load_weights(folder, model, info)
-    return model.to(device or "cpu").eval(), info
+    return model.to(device).eval(), info
 
 
 def load_weights(path: str | os.PathLike, model: nn.Module, info: dict | None = None) -> dict:
@@ -230,8 +239,11 @@ def load_training_state(path: str | os.PathLike, info: dict | None = None) -> di
     """The saved optimizer/scheduler state dicts and extra `state` (with tensors), for resuming."""
     folder = folder_of(path)
     info = info or read_info(folder)
-    if STATE not in info["files"]:
+    if STATE not in info["files"] or STATE_JSON not in info["files"]:
         raise ValueError(f"{folder} holds no training state (saved without optimizer), so it cannot be resumed.")
     tensors = _read_tensors(folder, STATE, info)
-    skeleton = json.loads(_read_verified(folder, STATE_JSON, info))
-    return _join(skeleton, tensors)
+    entry = info["files"][STATE_JSON]
+    file = folder / entry["name"]
+    if not file.is_file() or sha256_of(file) != entry.get("sha256"):
+        raise ValueError(f"{file} is missing or was changed after it was written; the training state cannot be trusted.")
+    return join(json.loads(file.read_text()), tensors)

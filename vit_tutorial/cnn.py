@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .checks import check_fields, check_size, make_config
+from .tokens import check_images
+
 
 @dataclass
 class CNNConfig:
@@ -22,12 +25,12 @@ class CNNConfig:
     blocks: tuple[int, ...] = (2, 2, 2)
 
     def __post_init__(self) -> None:
-        self.blocks = tuple(self.blocks)  # a JSON round trip turns it into a list
-        for name in ("in_channels", "num_classes", "width"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
-        if not self.blocks or min(self.blocks) <= 0:
-            raise ValueError(f"blocks must be positive block counts per stage, e.g. (2, 2, 2); got {self.blocks}.")
+        check_fields(self)  # types and ranges; blocks becomes a tuple (a JSON round trip makes it a list)
+        check_size(self, self.parameter_estimate())
+
+    def parameter_estimate(self) -> int:
+        """About how many parameters the ResNet has: two 3 x 3 convolutions per block."""
+        return sum(n * 18 * w * w for n, w in zip(self.blocks, self.widths)) + self.widths[-1] * self.num_classes
 
     @property
     def widths(self) -> list[int]:
@@ -60,7 +63,7 @@ class ResNet(nn.Module):
 
     def __init__(self, config: CNNConfig | None = None, **kwargs):
         super().__init__()
-        self.config = c = config if config is not None else CNNConfig(**kwargs)
+        self.config = c = make_config(CNNConfig, config, kwargs)
         self.stem = nn.Sequential(conv_bn(c.in_channels, c.width), nn.ReLU(inplace=True))
         stages, c_in = [], c.width
         for i, (n, c_out) in enumerate(zip(c.blocks, c.widths)):
@@ -79,6 +82,7 @@ class ResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) -> globally pooled features (B, num_features) = (B, 4w) for three stages."""
+        check_images(x, self.head.weight)
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"expected images (B, {self.config.in_channels}, H, W), got shape {tuple(x.shape)}: "

@@ -20,6 +20,7 @@ from torch import nn
 from .attention import RecordsAttention, attend, check_heads
 from .blocks import Block, drop_path_rates, init_weights, layer_norm
 from .tokens import PatchEmbed, PositionEmbedding, prepend_tokens
+from .checks import make_config
 from .vit import GridConfig
 
 
@@ -177,8 +178,6 @@ class ConViTConfig(GridConfig):
                 f"local_up_to_layer {self.local_up_to_layer} must be in [0, depth - 1 = {self.depth - 1}]: "
                 "the class token joins after the GPSA blocks, so at least one ordinary block must read it."
             )
-        if self.locality_strength < 0:
-            raise ValueError(f"locality_strength must be >= 0 (0: no locality), got {self.locality_strength}.")
 
 
 
@@ -190,7 +189,7 @@ class ConViT(nn.Module):
 
     def __init__(self, config: ConViTConfig | None = None, **kwargs):
         super().__init__()
-        self.config = c = config if config is not None else ConViTConfig(**kwargs)
+        self.config = c = make_config(ConViTConfig, config, kwargs)
         self.patch_embed = PatchEmbed(c.image_size, c.patch_size, c.in_channels, c.dim)
         self.pos_embed = PositionEmbedding(c.num_patches, c.dim, "learned")  # no class-token slot
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))

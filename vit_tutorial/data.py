@@ -9,7 +9,7 @@ Everything is read from `data_dir()`; the only thing ever written there is a CIF
 from __future__ import annotations
 
 import os
-import pickle
+import zipfile
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -20,13 +20,13 @@ from torch.utils import data as tud
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
-from . import canvas
+from . import canvas, cifar10
 
 ENV_DATA, ENV_SYNTHETIC = "VIT_TUTORIAL_DATA", "VIT_TUTORIAL_SYNTHETIC"
 NAMES, SPLITS = ("mnist5k", "canvas", "cifar10"), ("train", "test")
 _BUNDLED = Path(__file__).resolve().parent.parent / "data"
 # Mean and std per channel, pixels in [0, 1]: of the full training sets (MNIST 60k, CIFAR-10 50k), and
-# of the canvas' training split (its digits, a quarter of the area, on black; tests/test_data.py checks it).
+# of the canvas' training split (its digits, a quarter of the area, on black; tests/test_canvas.py checks it).
 STATS = {"mnist5k": ((0.1307,), (0.3081,)), "canvas": ((0.0329,), (0.1646,)),
          "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))}
 CLASSES = {
@@ -138,12 +138,21 @@ class Subset(tud.Subset):
 
 @lru_cache(maxsize=4)
 def _mnist5k(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The npz made by scripts/make_mnist5k.py, from `root` or else from the repository's data/."""
+    """The npz made by scripts/make_mnist5k.py, from `root` or else from the repository's data/; checked
+    (uint8 (N, 28, 28) images, labels 0-9) and read without pickles."""
     for folder in (Path(root), _BUNDLED):
         if (folder / "mnist5k.npz").is_file():
-            with np.load(folder / "mnist5k.npz") as f:
-                x, y = torch.from_numpy(f[f"x_{split}"]), torch.from_numpy(f[f"y_{split}"])
-            return x.unsqueeze(1), y.long()  # (N, 1, 28, 28) uint8, (N,)
+            file, fix = folder / "mnist5k.npz", "restore it with `git checkout data/mnist5k.npz` or run scripts/make_mnist5k.py"
+            try:
+                with np.load(file, allow_pickle=False) as f:
+                    x, y = f[f"x_{split}"], f[f"y_{split}"]
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+                raise ValueError(f"{file} is damaged or not the MNIST 5k file ({type(err).__name__}: {err}); {fix}.") from None
+            if not (x.dtype == np.uint8 and x.ndim == 3 and x.shape[1:] == (28, 28) and y.ndim == 1 and len(y) == len(x)
+                    and np.issubdtype(y.dtype, np.integer) and len(y) and 0 <= y.min() and y.max() <= 9):
+                raise ValueError(f"{file} does not hold uint8 28 x 28 digits with labels 0-9 (found {x.dtype} {x.shape}, "
+                                 f"{y.dtype} labels); {fix}.")
+            return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long()  # (N, 1, 28, 28) uint8, (N,)
     raise ValueError(f"mnist5k.npz is missing from {_BUNDLED}: restore it from git or run scripts/make_mnist5k.py.")
 
 
@@ -157,16 +166,8 @@ def _canvas(root: str, split: str, size: int, clutter: int) -> tuple[torch.Tenso
 
 @lru_cache(maxsize=4)
 def _cifar10(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read the batches of the official python format (pickles of uint8 (n, 3072) and labels)."""
-    files = [f for f, _ in (CIFAR10.train_list if split == "train" else CIFAR10.test_list)]
-    xs, ys = [], []
-    for f in files:
-        with open(Path(root) / CIFAR10.base_folder / f, "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")
-        xs.append(np.asarray(entry["data"], dtype=np.uint8))
-        ys.extend(entry["labels"])
-    x = torch.from_numpy(np.concatenate(xs)).view(-1, 3, 32, 32)  # (N, 3, 32, 32): rows are R, G, B planes
-    return x, torch.tensor(ys, dtype=torch.long)
+    """The official python format, checked against the published MD5s and read without running code."""
+    return cifar10.read(Path(root), split)
 
 
 def _synthetic_cifar10(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,7 +216,7 @@ def load(name: str, split: str, augment: Augment | None = None, download: bool =
     root = data_dir()
     if not cifar10_available(root) and download:
         try:
-            CIFAR10(root, train=True, download=True)  # fetches, checks md5 and extracts the archive
+            cifar10.download(root)  # fetches, checks md5 and extracts the archive; times out
         except Exception as err:  # offline, proxy, disk full: say what to do instead
             raise ValueError(f"could not download CIFAR-10 into {root} ({err}). {_CIFAR_HELP}") from err
     if not cifar10_available(root):

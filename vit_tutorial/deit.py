@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import init_weights
+from .checks import make_config
 from .vit import ViT, ViTConfig
 
 Logits = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -28,7 +29,7 @@ class DistilledViT(ViT):
     """
 
     def __init__(self, config: ViTConfig | None = None, **kwargs):
-        config = config if config is not None else ViTConfig(**kwargs)
+        config = make_config(ViTConfig, config, kwargs)
         if config.pool != "cls":
             raise ValueError(f"DistilledViT reads its class and distillation tokens; use pool='cls', not {config.pool!r}.")
         super().__init__(config)

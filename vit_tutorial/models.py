@@ -36,8 +36,8 @@ def build(kind: str, **config: Any) -> nn.Module:
     cls = model_class(kind)
     try:
         return cls(**config)
-    except TypeError as err:  # an unknown or missing setting
-        raise ValueError(f"cannot build {cls.__name__} from {config}: {err}.") from None
+    except (TypeError, ValueError) as err:  # an unknown, missing or wrong setting
+        raise ValueError(f"cannot build {cls.__name__} from {config}: {err}") from None
 
 
 def kind_of(model: nn.Module) -> str:

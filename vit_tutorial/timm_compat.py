@@ -2,7 +2,8 @@
 
 Both directions give identical logits (to float rounding). Each supported family registers
 how to read its config from a timm model, how to build the timm model back, and how our
-parameter names map onto timm's (most are the same by design).
+parameter names map onto timm's (most are the same by design). A timm model that uses anything
+we do not model is refused first, by name (`timm_audit`).
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from . import timm_audit
+from .timm_audit import drop_path_of
 
 
 @dataclass
@@ -94,22 +98,14 @@ def pretrained(name: str) -> nn.Module:
     return from_timm(timm_model.eval()).eval()
 
 
-def _refuse(unsupported: dict[str, bool], what: str) -> None:
-    """A ValueError naming every feature of a timm model that our family does not model."""
-    bad = [k for k, v in unsupported.items() if v]
-    if bad:
-        raise ValueError(f"this timm {what} uses {bad}, which vit_tutorial does not model.")
-
-
 def _shared_config(tm: nn.Module) -> dict:
-    """The config fields every family reads the same way: image, patches, channels, classes, width,
-    depth, heads and MLP ratio (of the first block); square images only, as our configs."""
+    """The config fields every family reads the same way (after its audit): image, patches, channels,
+    classes, width, depth, heads, MLP ratio and dropout of the first block."""
     pe, block = tm.patch_embed, tm.blocks[0]
-    _refuse({"non-square images": pe.img_size[0] != pe.img_size[1]}, type(tm).__name__)
     return dict(
         image_size=pe.img_size[0], patch_size=pe.patch_size[0], in_channels=pe.proj.in_channels,
         num_classes=tm.num_classes, dim=tm.embed_dim, depth=len(tm.blocks), heads=block.attn.num_heads,
-        mlp_ratio=block.mlp.fc1.out_features / tm.embed_dim,
+        mlp_ratio=block.mlp.fc1.out_features / tm.embed_dim, drop=block.mlp.drop1.p,
     )
 
 
@@ -118,15 +114,9 @@ def _shared_config(tm: nn.Module) -> dict:
 
 def _vit_config_from_timm(tm: nn.Module) -> dict:
     """Read a ViTConfig's fields from a timm VisionTransformer, refusing features we do not model."""
-    _refuse({
-        "global_pool other than class-token pooling": tm.global_pool != "token",
-        "reg_tokens": getattr(tm, "num_reg_tokens", 0) != 0,
-        "no_embed_class": getattr(tm, "no_embed_class", False),
-        "pre_norm": not isinstance(getattr(tm, "norm_pre", nn.Identity()), nn.Identity),
-        "fc_norm": not isinstance(getattr(tm, "fc_norm", nn.Identity()), nn.Identity),
-        "layer_scale": not isinstance(getattr(tm.blocks[0], "ls1", nn.Identity()), nn.Identity),
-    }, "ViT")
-    return _shared_config(tm) | dict(qkv_bias=tm.blocks[0].attn.qkv.bias is not None, pool="cls")
+    timm_audit.audit_vit(tm)
+    return _shared_config(tm) | dict(qkv_bias=tm.blocks[0].attn.qkv.bias is not None, pool="cls",
+                                     drop_path=drop_path_of(tm.blocks[-1]))
 
 
 def _vit_to_timm(model: nn.Module, cls_name: str = "VisionTransformer") -> nn.Module:
@@ -140,7 +130,7 @@ def _vit_to_timm(model: nn.Module, cls_name: str = "VisionTransformer") -> nn.Mo
     return cls(
         img_size=c.image_size, patch_size=c.patch_size, in_chans=c.in_channels, num_classes=c.num_classes,
         embed_dim=c.dim, depth=c.depth, num_heads=c.heads, mlp_ratio=c.mlp_ratio, qkv_bias=c.qkv_bias,
-        global_pool="token",
+        drop_path_rate=c.drop_path, proj_drop_rate=c.drop, global_pool="token",
     )
 
 
@@ -190,18 +180,11 @@ def _cait_config_from_timm(tm: nn.Module) -> dict:
     copied gammas decide the function anyway.
     """
     from timm.models.cait import TalkingHeadAttn
-    from timm.models.vision_transformer import Attention
 
-    shared, block, token_blocks = _shared_config(tm), tm.blocks[0], tm.blocks_token_only
-    _refuse({
-        "global_pool": tm.global_pool != "token",
-        "no class-attention blocks": token_blocks is None or len(token_blocks) == 0,
-        "mlp_ratio_token_only != mlp_ratio": bool(token_blocks)
-        and token_blocks[0].mlp.fc1.out_features / tm.embed_dim != shared["mlp_ratio"],
-        "attn_block": type(block.attn) not in (TalkingHeadAttn, Attention),
-    }, "Cait")
-    return shared | dict(qkv_bias=block.attn.qkv.bias is not None, depth_token_only=len(token_blocks),
-                         talking_heads=isinstance(block.attn, TalkingHeadAttn))
+    timm_audit.audit_cait(tm)
+    block = tm.blocks[0]
+    return _shared_config(tm) | dict(qkv_bias=block.attn.qkv.bias is not None, depth_token_only=len(tm.blocks_token_only),
+                                     talking_heads=isinstance(block.attn, TalkingHeadAttn), drop_path=drop_path_of(block))
 
 
 def _cait_to_timm(model: nn.Module) -> nn.Module:
@@ -238,18 +221,11 @@ def _convit_config_from_timm(tm: nn.Module) -> dict:
 
     timm's `embed_dim` argument counts per head; the built model's `tm.embed_dim` is the total.
     """
-    from timm.layers import PatchEmbed
-
-    _refuse({
-        "global_pool": tm.global_pool != "token",
-        "no pos_embed": not tm.use_pos_embed,
-        "hybrid backbone": type(tm.patch_embed) is not PatchEmbed,
-        "no MHSA block after the GPSA blocks": not 0 <= tm.local_up_to_layer < len(tm.blocks),
-    }, "ConVit")
+    timm_audit.audit_convit(tm)
     attn = tm.blocks[0].attn
     q_proj = attn.qk if hasattr(attn, "qk") else attn.qkv
     return _shared_config(tm) | dict(qkv_bias=q_proj.bias is not None, local_up_to_layer=tm.local_up_to_layer,
-                                     locality_strength=tm.locality_strength)
+                                     locality_strength=tm.locality_strength, drop_path=drop_path_of(tm.blocks[-1]))
 
 
 def _convit_to_timm(model: nn.Module) -> nn.Module:

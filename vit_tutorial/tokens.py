@@ -26,7 +26,31 @@ def check_patch_grid(image_size: int, patch_size: int) -> int:
 
 
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(2, n) if n % d == 0][:6]
+    """Up to six patch sizes that divide n (looking no further than 256: bounded work for any n)."""
+    return [d for d in range(2, min(n, 257)) if n % d == 0][:6]
+
+
+def check_images(x: object, weight: torch.Tensor) -> None:
+    """Refuse what a model cannot take as images, saying what to pass: a float tensor with the dtype
+    and on the device of the model's weights (normalised float32 images, as the data sets give them)."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(
+            f"expected images as a torch.Tensor (B, C, H, W), got a {type(x).__name__}: convert them with "
+            "torch.as_tensor(...) and normalise them as the data sets do (data.load(...)[i][0] is such an image)."
+        )
+    want = str(weight.dtype).removeprefix("torch.")
+    if not x.is_floating_point():
+        raise ValueError(
+            f"got {str(x.dtype).removeprefix('torch.')} images (raw pixels?): the model takes normalised {want} images, "
+            "as the data sets give them (dataset[i][0], or dataset.normalize(uint8_images))."
+        )
+    if x.dtype != weight.dtype:
+        raise ValueError(
+            f"got {str(x.dtype).removeprefix('torch.')} images, but the model computes in {want}: "
+            f"convert them with x.to(torch.{want}) (normalised as the data sets do)."
+        )
+    if x.device != weight.device:
+        raise ValueError(f"the images are on {x.device} but the model is on {weight.device}: move them with x.to('{weight.device}').")
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -66,6 +90,7 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, self.proj.weight)
         expected = (self.in_channels, self.image_size, self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(

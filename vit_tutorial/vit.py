@@ -7,20 +7,35 @@ import torch
 from torch import nn
 
 from .attention import check_heads
+from .checks import MAX_PATCHES, check_fields, check_size, make_config
 from .blocks import Block, drop_path_rates, init_weights, layer_norm
 from .tokens import PatchEmbed, PositionEmbedding, check_patch_grid, prepend_tokens
 
 
 class GridConfig:
-    """What the configs of ViT, ConViT and CaiT share: the checks of the patch grid and the heads,
-    the grid's size, and a plain dict for checkpoints (`Model(**config.to_dict())`)."""
+    """What the configs of ViT, ConViT and CaiT share: the checks of their fields (types and ranges,
+    `checks.py`), of the patch grid, the heads and the model's size; the grid's size; and a plain
+    dict for checkpoints (`Model(**config.to_dict())`)."""
 
-    def check(self, *positive: str) -> None:
+    def check(self) -> None:
+        check_fields(self)
         check_patch_grid(self.image_size, self.patch_size)
+        if self.num_patches > MAX_PATCHES:
+            raise ValueError(
+                f"image_size {self.image_size} with patch_size {self.patch_size} gives {self.num_patches} patches, "
+                f"more than {MAX_PATCHES}: use larger patches or smaller images."
+            )
         check_heads(self.dim, self.heads)
-        for name in ("in_channels", "num_classes", "depth", *positive):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+        if int(self.dim * self.mlp_ratio) < 1:
+            raise ValueError(f"mlp_ratio {self.mlp_ratio} gives the MLP no hidden units at dim {self.dim}: use mlp_ratio >= {1 / self.dim:.3g}.")
+        check_size(self, self.parameter_estimate())
+
+    def parameter_estimate(self) -> int:
+        """About how many parameters the model has (the blocks' weight matrices, tables and head)."""
+        d, hidden = self.dim, int(self.dim * self.mlp_ratio)
+        blocks = self.depth + getattr(self, "depth_token_only", 0)
+        embed = self.in_channels * self.patch_size**2 * d + (self.num_patches + 2) * d
+        return blocks * (4 * d * d + 2 * d * hidden) + embed + d * self.num_classes
 
     @property
     def grid_size(self) -> int:
@@ -54,8 +69,6 @@ class ViTConfig(GridConfig):
 
     def __post_init__(self) -> None:
         self.check()
-        if self.pool not in ("cls", "mean"):
-            raise ValueError(f"pool must be 'cls' or 'mean', got {self.pool!r}.")
 
 
 class ViT(nn.Module):
@@ -63,7 +76,7 @@ class ViT(nn.Module):
 
     def __init__(self, config: ViTConfig | None = None, **kwargs):
         super().__init__()
-        self.config = c = config if config is not None else ViTConfig(**kwargs)
+        self.config = c = make_config(ViTConfig, config, kwargs)
         self.patch_embed = PatchEmbed(c.image_size, c.patch_size, c.in_channels, c.dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim)) if c.pool == "cls" else None
         self.pos_embed = PositionEmbedding(c.num_patches, c.dim, c.pos_embed, prefix=self.num_prefix_tokens)

@@ -51,14 +51,32 @@ def test_heatmaps():
 def test_attention_maps_and_rollout():
     image = torch.rand(3, 16, 16)
     maps = torch.rand(4, 4, 4)
-    drawn(plots.attention_maps(image, maps, titles=[f"head {h}" for h in range(4)]), 5)  # image + 4
-    drawn(plots.attention_maps(None, maps), 4)
+    fig = drawn(plots.attention_maps(image, maps, titles=[f"head {h}" for h in range(4)]), 6)  # image + 4 + colour bar
+    assert fig.axes[-1].get_ylabel() == "attention / uniform"
+    drawn(plots.attention_maps(None, maps), 5)
     attn = [torch.rand(1, 2, 17, 17).softmax(-1) for _ in range(3)]
     row = analysis.rollout(attn)[0, 0]  # (17,)
-    drawn(plots.rollout_map(image, row, prefix=1), 2)
-    drawn(plots.rollout_map(image, analysis.token_grid(row, prefix=1)), 2)
+    drawn(plots.rollout_map(image, row, prefix=1), 3)
+    drawn(plots.rollout_map(image, analysis.token_grid(row, prefix=1)), 3)
     with pytest.raises(ValueError, match="titles"):
         plots.attention_maps(image, maps, titles=["one"])
+
+
+def test_attention_maps_share_one_scale_relative_to_uniform_and_mark_the_query():
+    uniform = torch.full((4, 4), 1 / 16)
+    peaked = torch.zeros(4, 4)
+    peaked[1, 2] = 1.0
+    fig = drawn(plots.attention_maps(None, torch.stack([uniform, peaked]), titles=["u", "p"], query=6), 3)
+    a, b = (ax.images[0] for ax in fig.axes[:2])
+    assert a.norm is b.norm and a.norm.vcenter == 1.0 and a.norm.vmax == pytest.approx(16.0)  # one scale, in units of 1/N
+    assert a.get_array().max() == pytest.approx(1.0) and b.get_array().max() == pytest.approx(16.0)
+    assert a.get_interpolation() == "nearest"  # patch cells, not smoothed
+    assert "entropy 1.00" in fig.axes[0].get_title() and "entropy 0.00" in fig.axes[1].get_title()
+    assert len(fig.axes[0].patches) == 1 and len(fig.axes[1].patches) == 1  # the query patch, outlined
+    fig = drawn(plots.attention_maps(None, torch.stack([uniform, peaked]), query=[0, None]), 3)
+    assert len(fig.axes[0].patches) == 1 and len(fig.axes[1].patches) == 0
+    with pytest.raises(ValueError, match="query"):
+        plots.attention_maps(None, torch.stack([uniform, peaked]), query=16)
 
 
 def test_attention_distance():

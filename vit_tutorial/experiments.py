@@ -30,6 +30,8 @@ from .train import History, evaluate, fit
 from .verdict import Verdict, verdict
 
 FIT_OPTIONS = [p for p in inspect.signature(fit).parameters if p not in ("model", "train_data", "test_data")]
+# How a run is carried out, not what is trained: left out of its recorded settings and of a study's key.
+CONTROLS = ("out", "resume", "overwrite", "progress", "on_epoch_end", "device", "compile", "info", "criterion")
 ENV_RERUN = "VIT_TUTORIAL_RERUN"
 VERSION = 1  # of the study format and its training code: a change here makes every cache stale
 
@@ -80,7 +82,7 @@ def fit_profile(kind: str, profile: profiles.Profile | str | None = None, *, key
         if name in model_kwargs:
             model_kwargs[name] = getattr(train_set, name)
     info = {"kind": kind, "profile": profile.name, "run": key or kind, "dataset": train_set.name,
-            "overrides": _jsonable({"model": model or {}, **overrides})}
+            "overrides": _jsonable({"model": model or {}, **{k: v for k, v in overrides.items() if k not in CONTROLS}})}
     if "criterion" in overrides:
         fit_kwargs["criterion"] = overrides["criterion"]
     elif run.get("teacher"):  # DeiT: the run names its teacher

@@ -160,7 +160,7 @@ def attention_maps(
         raise ValueError(f"query must be a patch index in [0, {g * g}) or one per map ({k}), got {query}.")
     relative = (m * g * g).numpy()  # 1 = uniform attention over the patches
     p = m / m.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)  # each map as a distribution over patches
-    entropy = (-(p * p.clamp_min(1e-12).log()).sum(dim=(1, 2)) / math.log(g * g)).clamp_min(0).tolist()
+    entropy = (-(p * p.clamp_min(1e-12).log()).sum(dim=(1, 2)) / math.log(g * g)).clamp_min(0).add(0.0).tolist()
     img = None if image is None else _image(image)
     fig, axes = _panels(k + (img is not None), ncols, size=2.0)
     if img is not None:

@@ -31,6 +31,7 @@ RULES: dict[str, Rule] = {
     "depth_token_only": (lambda v: 1 <= v <= 64, "positive (at most 64 class-attention blocks)"),
     "local_up_to_layer": (lambda v: 0 <= v <= 256, "in [0, depth - 1]"),
     "width": (lambda v: 1 <= v <= 4096, "positive (at most 4096 channels)"),
+    "stem_stride": (lambda v: 1 <= v <= 4, "1, 2, 3 or 4"),
     "blocks": (lambda v: 1 <= len(v) <= 8 and all(1 <= n <= 64 for n in v),
                "1 to 8 stages of 1 to 64 blocks each, e.g. (2, 2, 2)"),
     "mlp_ratio": (lambda v: 0 < v <= 64, "in (0, 64]"),

@@ -1,7 +1,8 @@
 """A small ResNet (He et al., 2016): the CNN baseline of notebook 04 and the DeiT teacher of notebook 05.
 
-Three stages of BasicBlocks at widths w, 2w, 4w; the second and third halve the resolution
-(28 -> 14 -> 7, 32 -> 16 -> 8); then global average pooling and a linear head. Convolutions
+A stem convolution (stride 1, or 2 for larger images), then three stages of BasicBlocks at widths
+w, 2w, 4w; the second and third halve the resolution (28 -> 14 -> 7, 32 -> 16 -> 8; a 56 x 56
+canvas with stem stride 2: 28 -> 14 -> 7); then global average pooling and a linear head. Convolutions
 bring the inductive biases a ViT has to learn from data: locality and translation equivariance.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ class CNNConfig:
     num_classes: int = 10
     width: int = 16
     blocks: tuple[int, ...] = (2, 2, 2)
+    stem_stride: int = 1  # 2 halves the resolution in the stem (as ResNet's stem does): a 56 x 56 canvas costs like 28 x 28
 
     def __post_init__(self) -> None:
         check_fields(self)  # types and ranges; blocks becomes a tuple (a JSON round trip makes it a list)
@@ -64,7 +66,7 @@ class ResNet(nn.Module):
     def __init__(self, config: CNNConfig | None = None, **kwargs):
         super().__init__()
         self.config = c = make_config(CNNConfig, config, kwargs)
-        self.stem = nn.Sequential(conv_bn(c.in_channels, c.width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(conv_bn(c.in_channels, c.width, stride=c.stem_stride), nn.ReLU(inplace=True))
         stages, c_in = [], c.width
         for i, (n, c_out) in enumerate(zip(c.blocks, c.widths)):
             stride = 1 if i == 0 else 2  # keep full resolution in stage 1, then halve it

@@ -5,10 +5,10 @@ and the one rule by which the tutorial draws a verdict.
     hunger = study("data_hunger", profile, {"ViT 10%": dict(kind="vit", fraction=0.1), ...})
     print(hunger.verdict("CNN 10%", "ViT 10%"))
 
-A study trains every arm with every seed of the profile. In the `cpu` profile its result is kept
-in data/results/cpu/, keyed by every setting that shaped it, and loaded the next time (one line
-says so); `rerun=True` (or VIT_TUTORIAL_RERUN=1, which `make results` sets) trains it again with
-progress shown. The `smoke` profile runs the same code at a tiny size and never writes a file.
+A study trains every arm once per seed of the profile. In the `cpu` profile each run's result is
+kept in data/results/cpu/, keyed by every setting that shaped it, and loaded the next time (one
+line says so); `rerun=True` (or `make results`) trains again, with progress shown. The `smoke`
+profile runs the same code at a tiny size and never writes a file.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import checkpoint, data, display, profiles
+from . import checkpoint, data, profiles
+from .measures import MEASURES
 from .train import History, evaluate, fit
 from .verdict import Verdict, verdict
 
@@ -116,16 +117,15 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=repr))
 
 
-# --- studies: arms x seeds, cached -------------------------------------------------------------
+# --- studies: arms x seeds, each run cached -----------------------------------------------------
 
 
 class Study:
     """The result of a study: `runs[arm][seed]` holds each run's numbers (test_acc, train_acc,
     train_loss, seconds, history, and the study's `measures`)."""
 
-    def __init__(self, name: str, record: dict):
-        self.name, self.record = name, record
-        self.runs: dict[str, dict[str, dict]] = record["runs"]
+    def __init__(self, name: str, runs: dict[str, dict[int, dict]]):
+        self.name, self.runs = name, runs
 
     @property
     def arms(self) -> list[str]:
@@ -135,92 +135,108 @@ class Study:
         """{seed: value} of one arm; `metric` names a number of each run or one of its measures."""
         if arm not in self.runs:
             raise ValueError(f"study {self.name!r} has no arm {arm!r}; it has {self.arms}.")
-        return {int(s): r[metric] if metric in r else r["measures"][metric] for s, r in self.runs[arm].items()}
+        return {s: r[metric] if metric in r else r["measures"][metric] for s, r in self.runs[arm].items()}
 
-    def mean(self, arm: str, metric: str = "test_acc") -> float:
-        vals = list(self.values(arm, metric).values())
-        return float(torch.tensor(vals, dtype=torch.float64).mean(0)) if vals else float("nan")
+    def mean(self, arm: str, metric: str = "test_acc") -> Any:
+        """The mean over seeds (element by element for a measure that is a list, e.g. one value per layer)."""
+        return torch.tensor(list(self.values(arm, metric).values()), dtype=torch.float64).mean(0).tolist()
 
     def verdict(self, a: str, b: str, metric: str = "test_acc", scale: float = 100.0, unit: str = "points") -> Verdict:
         """The tutorial's verdict on arm `a` against arm `b`, paired by seed (see `verdict.verdict`)."""
         return verdict(self.values(a, metric), self.values(b, metric), names=(a, b), scale=scale, unit=unit)
 
     def table(self, metric: str = "test_acc", scale: float = 100.0) -> str:
-        """One line per arm: mean, spread over seeds (sd) and the seeds' values."""
-        lines = [f"{'arm':28s} {'mean':>7} {'sd':>6}  seeds"]
+        """One line per arm: mean, spread over seeds (sd) and each seed's value."""
+        lines = [f"{'arm':30s} {'mean':>7} {'sd':>6}  per seed"]
         for arm in self.arms:
             v = torch.tensor(list(self.values(arm, metric).values()), dtype=torch.float64) * scale
-            sd = v.std().item() if len(v) > 1 else float("nan")
-            lines.append(f"{arm:28s} {v.mean():7.2f} {sd:6.2f}  " + " ".join(f"{x:.1f}" for x in v.tolist()))
+            sd = f"{v.std().item():6.2f}" if len(v) > 1 else f"{'-':>6}"
+            lines.append(f"{arm:30s} {v.mean():7.2f} {sd}  " + " ".join(f"{x:.1f}" for x in v.tolist()))
         return "\n".join(lines)
-
-
-MEASURES: dict[str, Callable[[nn.Module, Any], Any]] = {}  # name -> measure(model, test_set), see `measure`
-
-
-def measure(name: str):
-    """Register a function (model, test set) -> JSON-able value that a study records for each trained model."""
-
-    def register(fn):
-        MEASURES[name] = fn
-        return fn
-
-    return register
 
 
 def study(name: str, profile: profiles.Profile | str | None, arms: dict[str, dict], *, seeds: tuple[int, ...] | None = None,
           measures: tuple[str, ...] = (), rerun: bool | None = None) -> Study:
-    """Train every arm (a dict of `fit_profile` arguments, with `kind`) with every seed; record the
-    accuracies, the histories and the named `measures` of each model. Cached per profile (see module)."""
+    """Train every arm (a dict of `fit_profile` arguments with its `kind`) once per seed (the profile's seeds
+    by default) and record accuracies, histories and the named `measures` of each trained model.
+
+    Each run is cached on its own (see `run`), so studies that share a run share its result.
+    """
     profile = profile if isinstance(profile, profiles.Profile) else profiles.get(profile)
     seeds = tuple(profile.seeds if seeds is None else seeds)
     unknown = [m for m in measures if m not in MEASURES]
-    if unknown or not arms or not seeds:
-        raise ValueError(f"a study needs arms, seeds and known measures ({sorted(MEASURES)}); got {len(arms)} arms, "
-                         f"seeds {seeds}, unknown measures {unknown}.")
-    settings = {a: resolve(**{"profile": profile, **arm}) for a, arm in arms.items()}  # checks every arm first
-    key = _key({"version": VERSION, "settings": settings, "seeds": seeds, "measures": measures})
-    path = results_dir(profile) / f"{name}-{key[:10]}.json" if profile.name != "smoke" else None
-    rerun = os.environ.get(ENV_RERUN, "") not in ("", "0") if rerun is None else rerun
-    if path is not None and path.is_file() and not rerun:
-        record = json.loads(path.read_text())
-        made = record["made"]
-        print(f"{name}: loaded the cached result ({len(arms)} arms x {len(seeds)} seeds, trained {made['date'][:10]} "
-              f"in {made['seconds'] / 60:.0f} min, {path.relative_to(data.data_dir().parent)}); rerun=True trains it again.")
-        return Study(name, record)
-    return Study(name, _run(name, profile, arms, settings, seeds, measures, path, key))
-
-
-def _run(name, profile, arms, settings, seeds, measures, path, key) -> dict:
-    start, runs = time.perf_counter(), {}
-    print(f"{name}: training {len(arms)} arms x {len(seeds)} seeds" + (f", then saving {path.name}" if path else ""))
-    for i, (arm, spec) in enumerate(arms.items()):
-        runs[arm] = {}
+    if unknown or not arms or not seeds or any("kind" not in arm for arm in arms.values()):
+        raise ValueError(f"a study needs arms (each with a kind), seeds and known measures ({sorted(MEASURES)}); "
+                         f"got {len(arms)} arms, seeds {seeds}, unknown measures {unknown}.")
+    for arm in arms.values():  # every arm's settings are checked before anything trains
+        resolve(profile=profile, **{k: v for k, v in arm.items() if k not in CONTROLS})
+    start, loaded, runs = time.perf_counter(), [], {}
+    for i, (label, arm) in enumerate(arms.items()):
+        runs[label] = {}
         for seed in seeds:
-            t = time.perf_counter()
-            spec = {k: v for k, v in spec.items() if k != "kind"}
-            model, history = fit_profile(arms[arm]["kind"], profile, seed=seed, **spec)
-            test_set = data.for_profile(settings[arm]["dataset"])[1]
-            last = {"test_acc": history.test_acc[-1], "test_loss": history.test_loss[-1]}
-            if last["test_acc"] is None:
-                last = {f"test_{k}": v for k, v in evaluate(model, test_set).items()}
-            runs[arm][str(seed)] = {
-                **last, "train_acc": history.train_acc[-1], "train_loss": history.train_loss[-1],
-                "seconds": sum(history.seconds), "history": history.as_dict(),
-                "measures": {m: _jsonable(MEASURES[m](model, test_set)) for m in measures},
-            }
-            print(f"  [{i + 1}/{len(arms)}] {arm}, seed {seed}: test acc {runs[arm][str(seed)]['test_acc']:.2%} "
-                  f"({time.perf_counter() - t:.0f} s)", flush=True)
-    record = {"name": name, "key": key, "profile": profile.name, "seeds": list(seeds), "arms": _jsonable(arms),
-              "settings": _jsonable(settings), "measures": list(measures), "runs": runs,
-              "made": {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
-                       "threads": torch.get_num_threads(), "seconds": time.perf_counter() - start}}
+            record, cached = run(profile=profile, seed=seed, measures=measures, rerun=rerun, quiet=True, **arm)
+            runs[label][seed] = record
+            loaded.append(record["made"] if cached else None)
+            if not cached:
+                print(f"{name} [{i + 1}/{len(arms)}] {label}, seed {seed}: test acc {record['test_acc']:.2%} "
+                      f"({record['seconds']:.0f} s of training)", flush=True)
+    if all(loaded) and profile.name != "smoke":
+        minutes, dates = sum(m["seconds"] for m in loaded) / 60, sorted(m["date"][:10] for m in loaded)
+        print(f"{name}: {len(loaded)} runs ({len(arms)} arms x {len(seeds)} seeds) loaded from "
+              f"{results_dir(profile).relative_to(data.data_dir().parent)}/ (trained {dates[-1]}, {minutes:.0f} min "
+              f"in all); rerun=True trains them again.")
+    else:
+        print(f"{name}: {sum(m is None for m in loaded)} runs trained in {time.perf_counter() - start:.0f} s"
+              + (f", {sum(m is not None for m in loaded)} loaded" if any(loaded) else ""))
+    return Study(name, runs)
+
+
+def run(kind: str, profile: profiles.Profile | str | None = None, *, seed: int = 0, measures: tuple[str, ...] = (),
+        rerun: bool | None = None, quiet: bool = False, **spec: Any) -> tuple[dict, bool]:
+    """One training run's numbers, (record, whether it came from the cache). In the cpu and gpu profiles the
+    record is kept in data/results/<profile>/, keyed by the run's complete settings and seed; smoke never
+    writes. `rerun=True` (or VIT_TUTORIAL_RERUN=1) trains again; VIT_TUTORIAL_RERUN=<unix time> retrains
+    only runs recorded before that time (what `make results` does)."""
+    profile = profile if isinstance(profile, profiles.Profile) else profiles.get(profile)
+    settings = resolve(kind, profile, **{k: v for k, v in spec.items() if k not in CONTROLS})
+    key = _key({"version": VERSION, "kind": kind, "settings": settings, "seed": seed})
+    path = None if profile.name == "smoke" else results_dir(profile) / f"{kind}-{key[:12]}-s{seed}.json"
+    if path is not None and path.is_file() and not _stale(path, rerun):
+        record = json.loads(path.read_text())
+        if set(measures) <= set(record["measures"]):
+            if not quiet:
+                print(f"{kind}: loaded the cached run {path.name} (trained {record['made']['date'][:10]}); rerun=True trains it again.")
+            return record, True
+    model, history = fit_profile(kind, profile, seed=seed, **spec)
+    test_set = data.for_profile(settings["dataset"])[1]
+    last = {"test_acc": history.test_acc[-1], "test_loss": history.test_loss[-1]}
+    if last["test_acc"] is None:  # trained without a test set
+        last = {f"test_{k}": v for k, v in evaluate(model, test_set).items()}
+    record = {
+        "kind": kind, "seed": seed, "settings": _jsonable(settings), **last, "train_acc": history.train_acc[-1],
+        "train_loss": history.train_loss[-1], "seconds": sum(history.seconds), "history": history.as_dict(),
+        "measures": {m: _jsonable(MEASURES[m](model, test_set)) for m in measures},
+        "made": {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
+                 "threads": torch.get_num_threads(), "seconds": sum(history.seconds)},
+    }
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(tmp, path)  # whole or not at all
-    return record
+        os.replace(tmp, path)  # whole or not at all; only ever a file of our own naming
+    return record, False
+
+
+def _stale(path: Path, rerun: bool | None) -> bool:
+    if rerun is not None:
+        return rerun
+    flag = os.environ.get(ENV_RERUN, "")
+    if flag in ("", "0"):
+        return False
+    if flag.isdigit() and int(flag) > 1:  # a time: runs recorded after it are fresh
+        made = json.loads(path.read_text())["made"]["date"]
+        return datetime.fromisoformat(made).timestamp() < int(flag)
+    return True
 
 
 def _key(settings: dict) -> str:
@@ -228,5 +244,5 @@ def _key(settings: dict) -> str:
 
 
 def results_dir(profile: profiles.Profile) -> Path:
-    """Where a profile's cached study results live: data/results/<profile>/."""
+    """Where a profile's cached runs live: data/results/<profile>/."""
     return data.data_dir() / "results" / profile.name

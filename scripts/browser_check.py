@@ -251,6 +251,15 @@ def into_view(page, locator) -> None:
             return
 
 
+def show_first(page, problems: list[str], shown: dict) -> None:
+    """Scroll the output of the first problem that names a cell into view, for the screenshot."""
+    for p in problems:
+        m = re.search(r"cell (\d+):", p)
+        if m:
+            index = next(k for k, o in enumerate(shown["outputs"]) if o["cell"] == int(m.group(1)))
+            return into_view(page, page.locator(f'[data-check="{index}"]'))
+
+
 class Check:
     """The checks, one by one: each verdict is printed and kept, and a failure does not stop the rest."""
 
@@ -336,12 +345,7 @@ class Check:
             problems.append(f"opens on kernel {kernel} (its metadata names {wanted}), not python3")
         shown = page.evaluate(READ_OUTPUTS)
         problems += render_problems(saved, shown["cells"], shown["outputs"])
-        for p in problems:  # the first bad output in the screenshot
-            m = re.match(r"cell (\d+):", p)
-            if m:
-                index = next(k for k, o in enumerate(shown["outputs"]) if o["cell"] == int(m.group(1)))
-                into_view(page, page.locator(f'[data-check="{index}"]'))
-                break
+        show_first(page, problems, shown)
         self.verdict(f"render {notebook}", problems, page, f"{figure_count(saved)} figures, kernel {kernel}, no bad output")
 
     def run_all(self, notebook: str, page) -> list[str]:
@@ -357,10 +361,12 @@ class Check:
         else:
             state = kernel["execution_state"] if kernel else "gone"
             return [f"Run All had not finished after {TIMEOUT:.0f} s ({prompts.count('[*]:')} cells waiting, kernel {state})"]
-        problems = [f"after Run All, {p}" for p in output_problems(page.evaluate(READ_OUTPUTS)["outputs"], saved=False)]
-        numbers = [p.strip("[]:") for p in prompts]
+        shown = page.evaluate(READ_OUTPUTS)
+        problems = [f"after Run All, {p}" for p in output_problems(shown["outputs"], saved=False)]
+        numbers = [p.strip("[]: ") or "-" for p in prompts]
         if numbers != [str(k) for k in range(1, len(numbers) + 1)]:
-            problems.append(f"after Run All the cells are numbered {' '.join(numbers)}, not 1 to {len(numbers)}")
+            problems.append(f"after Run All the code cells are numbered {' '.join(numbers)}, not 1 to {len(numbers)}")
+        show_first(page, problems, shown)
         return problems
 
     def run_notebook(self, notebook: str, page) -> None:
@@ -381,10 +387,14 @@ class Check:
         prompt, bar = cell.locator(".jp-InputPrompt"), cell.locator(".jupyter-widgets.widget-hprogress").first
         cell.evaluate(WATCH_BAR)  # notes the cell's prompt the moment a bar appears: `[*]:` while it runs
         page.keyboard.press("Control+Enter")
-        try:
-            page.wait_for_function("() => window.barPrompt !== undefined")
+        try:  # a bar, or the cell done without one
+            page.wait_for_function("p => window.barPrompt !== undefined || /^\\[\\d+\\]:$/.test(p.textContent.trim())",
+                                   arg=prompt.element_handle())
         except Exception:  # noqa: BLE001
-            return self.verdict("progress", [f"no progress bar in the training cell within {TIMEOUT:.0f} s"], page)
+            return self.verdict("progress", [f"the training cell neither showed a progress bar nor ended in {TIMEOUT:.0f} s"], page)
+        if page.evaluate("() => window.barPrompt") is None:
+            text = " ".join(cell.locator(".jp-OutputArea").inner_text().split())[:80]
+            return self.verdict("progress", [f"the training cell ran without showing a progress bar (it showed {text!r})"], page)
         running = page.evaluate("() => window.barPrompt") == "[*]:"
         into_view(page, bar)
         page.screenshot(path=OUT / "progress-running.png")
@@ -429,6 +439,29 @@ class Check:
                                                f"{after_value}, it redrew its figure [browser-check/slider-before.png]")
 
 
+def snapshot() -> dict[Path, bytes | None]:
+    """Everything under notebooks/, hidden things included: each file's content (None for a folder)."""
+    return {p: None if p.is_dir() else p.read_bytes() for p in sorted(NOTEBOOKS.rglob("*"))}
+
+
+def restore(before: dict[Path, bytes | None]) -> list[str]:
+    """Put notebooks/ back as `before` had it; what had changed (the check must never save a notebook).
+
+    JupyterLab makes .ipynb_checkpoints/ when it opens a notebook (git ignores it): removed, not a problem.
+    """
+    problems = []
+    for path in sorted(NOTEBOOKS.rglob("*"), reverse=True):  # a folder's files before the folder
+        if path not in before:
+            path.rmdir() if path.is_dir() else path.unlink()
+            if ".ipynb_checkpoints" not in path.parts:
+                problems.append(f"{path.relative_to(ROOT)} was made during the check (removed)")
+    for path, content in before.items():
+        if content is not None and (not path.exists() or path.read_bytes() != content):
+            path.write_bytes(content)
+            problems.append(f"{path.relative_to(ROOT)} was written during the check (restored)")
+    return problems
+
+
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
@@ -439,8 +472,8 @@ def main() -> int:
     for old in OUT.glob("*.png"):
         old.unlink()
     start = time.monotonic()
-    before = {p: p.read_bytes() for p in sorted(NOTEBOOKS.glob("*.ipynb"))}
-    notebooks = [p.stem for p in before]
+    before = snapshot()
+    notebooks = sorted(p.stem for p in before if p.suffix == ".ipynb" and p.parent == NOTEBOOKS)
     with tempfile.TemporaryDirectory(prefix="browser-check-") as tmp:
         lab = Lab(Path(tmp))
         try:
@@ -473,10 +506,7 @@ def main() -> int:
                 browser.close()
         finally:
             lab.stop()
-    for path, content in before.items():
-        if path.read_bytes() != content:
-            path.write_bytes(content)
-            check.verdict("unchanged", [f"{path.name} was written during the check (restored)"])
+    check.verdict("unchanged", restore(before), detail="notebooks/ as the check found it")
     print(f"browser-check: {len(check.passed)} passed, {len(check.failures)} problem(s) in "
           f"{time.monotonic() - start:.0f} s; screenshots in {OUT.relative_to(ROOT)}/", flush=True)
     return 1 if check.failures else 0

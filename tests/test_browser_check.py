@@ -113,3 +113,20 @@ def test_ci_runs_the_browser_check_after_the_tests():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make browser-check" in ci and ci.index("make test") < ci.index("make browser-check")
     assert "playwright install" not in ci + (ROOT / "Makefile").read_text()
+
+
+def test_restore_puts_notebooks_back(tmp_path, monkeypatch):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    (folder / "01.ipynb").write_text("committed")
+    monkeypatch.setattr(bc, "ROOT", tmp_path)
+    monkeypatch.setattr(bc, "NOTEBOOKS", folder)
+    before = bc.snapshot()
+    assert bc.restore(before) == []
+    (folder / "01.ipynb").write_text("saved by JupyterLab")
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / ".ipynb_checkpoints" / "01-checkpoint.ipynb").write_text("x")
+    (folder / "Untitled.ipynb").write_text("{}")
+    assert bc.restore(before) == ["notebooks/Untitled.ipynb was made during the check (removed)",
+                                  "notebooks/01.ipynb was written during the check (restored)"]
+    assert bc.snapshot() == before

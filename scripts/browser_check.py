@@ -17,8 +17,9 @@ browser-check/ (git-ignored):
   it runs, which ends at 100 %;
 - slider: after Run All, notebook 06's slider is a widget, and dragging it redraws its figure.
 
-The check never writes a notebook: autosave is off in a private settings folder, and the
-notebooks are hashed before and after (one that changed is restored and reported).
+The check never writes a notebook: autosave is off in a private settings folder, and notebooks/
+is compared before and after: a file written is restored and a file made is removed, both
+reported (but for the .ipynb_checkpoints/ JupyterLab makes on opening, which is just removed).
 Settings: CHROMIUM (default /usr/bin/chromium), BROWSER_CHECK_TIMEOUT (seconds a step may wait, 120).
 """
 from __future__ import annotations
@@ -48,7 +49,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 RUN_ALL_NOTEBOOK, SLIDER_NOTEBOOK = "01_tokens", "06_convit"
 # The cells the check adds to notebook 01 after Run All (in the page only: never saved).
 EXECUTABLE_CELL = "import sys\nprint(sys.executable)"
-TRAINING_CELL = 'from vit_tutorial import experiments\nmodel, history = experiments.fit_profile("vit", profile)'
+TRAINING_CELL = 'from vit_tutorial import experiments\nmodel, history = experiments.fit_profile("vit")  # the smoke profile'
 
 # A saved widget that cannot be shown: tqdm's bar as its text (always the 0 % it was created
 # with), an ipywidgets repr, or JupyterLab's placeholders; and a Python traceback.

@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.installed-browser
 NB := notebooks/*.ipynb
 # The committed outputs and shipped checkpoints were made with one thread (the same numbers on any
 # machine, and no slowdown when other jobs share the cores); `make notebooks THREADS=2` to change.
 THREADS ?= 1
 
-.PHONY: lab test unit nbtest rehearse notebooks checkpoints bench clean-venv
+.PHONY: lab test unit nbtest rehearse notebooks checkpoints bench browser-check clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,9 +17,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[notebooks,test,timm]"
 	touch $(STAMP)
 
-## make lab: install, register the kernel, start JupyterLab on notebooks/
+# playwright (about 170 MB) only for make browser-check, not for a learner's make lab
+$(BROWSER_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[notebooks,test,timm,browser]"
+	touch $(BROWSER_STAMP)
+
+## make lab: install, start JupyterLab on notebooks/. No kernel is registered: JupyterLab run from .venv
+## offers its own python3 kernel, which runs .venv/bin/python, and the notebooks ask for python3.
+## (Earlier versions registered a user kernel `vit-tutorial`: a second Python kernel; it is removed.)
 lab: $(STAMP)
-	$(PY) -m ipykernel install --user --name vit-tutorial --display-name "Python (vit-tutorial)"
+	@if $(VENV)/bin/jupyter kernelspec list | grep -q '^ *vit-tutorial '; then \
+		echo "removing the kernel vit-tutorial that an earlier make lab registered (the notebooks use python3)"; \
+		$(VENV)/bin/jupyter kernelspec remove -y vit-tutorial; fi
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(DISPLAY),,--no-browser) \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
@@ -43,6 +53,11 @@ notebooks: $(STAMP)
 		OMP_NUM_THREADS=$(THREADS) VIT_TUTORIAL_PROFILE=cpu VIT_TUTORIAL_HEADLESS=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
 	done
+
+## make browser-check: JupyterLab started by `make lab` (smoke profile), driven by headless Chromium
+## (Debian's chromium package; CHROMIUM=/path to use another) through playwright: see scripts/browser_check.py
+browser-check: $(BROWSER_STAMP)
+	$(PY) scripts/browser_check.py
 
 ## make checkpoints: retrain the shipped checkpoints in data/checkpoints (cpu profile)
 checkpoints: $(STAMP)

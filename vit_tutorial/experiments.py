@@ -16,6 +16,7 @@ import copy
 import hashlib
 import inspect
 import json
+import math
 import os
 import time
 from datetime import datetime, timezone
@@ -48,8 +49,9 @@ def resolve(kind: str, profile: profiles.Profile, key: str | None = None, model:
     """The complete settings of one run: `profile.run(key or kind)` with a learner's changes applied.
 
     `model=` changes model settings, `augment=` (a dict) the augmentation, `fraction=` trains on a
-    stratified part of the data, `teacher=` / `distillation=` choose DeiT's teacher, anything else
-    goes to `train.fit` (epochs=, lr=, ...). Unknown names are refused.
+    stratified part of the data for as many optimisation steps as the whole data would take (unless
+    `epochs=` is given too), `teacher=` / `distillation=` choose DeiT's teacher, anything else goes to
+    `train.fit` (epochs=, lr=, ...). Unknown names are refused.
     """
     run = profile.run(key or kind)  # a deep copy
     unknown = set(overrides) - {*FIT_OPTIONS, "fraction", "teacher", "distillation", "alpha", "tau", "dataset"}
@@ -77,8 +79,14 @@ def fit_profile(kind: str, profile: profiles.Profile | str | None = None, *, key
     run = resolve(kind, profile, key, model, **{k: v for k, v in overrides.items() if k not in ("criterion",)})
     model_kwargs, augment, fit_kwargs = run_settings(run)
     train_set, test_set = data.for_profile(run["dataset"], augment)
-    if run.get("subset", 1.0) < 1.0 or run.get("fraction", 1.0) < 1.0:  # a stratified, seeded part of the training set
-        train_set = data.subset(train_set, run.get("subset", 1.0) * run.get("fraction", 1.0), seed)
+    if run.get("subset", 1.0) < 1.0:  # smoke: a stratified, seeded part of the training set stands for all of it
+        train_set = data.subset(train_set, run["subset"], seed)
+    if run.get("fraction", 1.0) < 1.0:  # a part of the data, trained for as many steps as the whole unless epochs= says
+        full = math.ceil(len(train_set) / fit_kwargs["batch_size"])
+        train_set = data.subset(train_set, run["fraction"], seed)
+        if "epochs" not in overrides:
+            fit_kwargs["epochs"] = math.ceil(fit_kwargs["epochs"] * full / math.ceil(len(train_set) / fit_kwargs["batch_size"]))
+        fit_kwargs.setdefault("eval_every", max(1, fit_kwargs["epochs"] // 50))
     for name in ("image_size", "in_channels", "num_classes"):  # the data decide (CIFAR-10 may fall back to MNIST)
         if name in model_kwargs:
             model_kwargs[name] = getattr(train_set, name)

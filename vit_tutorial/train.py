@@ -115,6 +115,7 @@ def fit(
     progress: bool = True,
     compile: bool = False,
     info: dict | None = None,
+    eval_every: int = 1,
 ) -> History:
     """Train `model` for `epochs` with AdamW, warmup + cosine LR per step, label smoothing and gradient clipping.
 
@@ -127,11 +128,14 @@ def fit(
     run with an error naming the epoch and step; the last good checkpoint stays. `on_epoch_end(epoch, model,
     history)` is called after every epoch. `compile=True` trains through `torch.compile(model)`: a
     slow first epoch, faster steps after (bench/fit_speed.py measures when that pays off).
-    Returns the `History`, also for a resumed run's earlier epochs.
+    The test set is scored every `eval_every` epochs and after the last (long runs on a few images
+    have thousands of short epochs). Returns the `History`, also for a resumed run's earlier epochs.
     """
     given = dict(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
                  label_smoothing=label_smoothing, clip_grad=clip_grad, seed=seed)
     given = check_settings(given)
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be a whole number of epochs >= 1, got {eval_every!r}.")
     epochs, batch_size, clip_grad, seed = given["epochs"], given["batch_size"], given["clip_grad"], given["seed"]
     device = devices.resolve(device)
     num_classes = getattr(getattr(model, "config", None), "num_classes", None)
@@ -184,7 +188,8 @@ def fit(
                     f"training diverged at epoch {epoch}, step {err.step} of {steps}: the loss or the weights became NaN or "
                     f"infinite. Check the data for NaN/inf values and try a lower lr (now {lr}); {kept}."
                 ) from None
-            test = evaluate(model, test_data, device=device) if test_data is not None else {"loss": None, "acc": None}
+            scored = test_data is not None and (epoch % eval_every == 0 or epoch == epochs)
+            test = evaluate(model, test_data, device=device) if scored else {"loss": None, "acc": None}
             history.append(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test["loss"], test_acc=test["acc"],
                            lr=scheduler.get_last_lr()[0], seconds=seconds, images_per_s=seen / seconds)
             bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", img_s=f"{seen / seconds:.0f}",

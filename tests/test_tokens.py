@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from vit_tutorial import tokens
 from vit_tutorial.tokens import (
     PatchEmbed, PositionEmbedding, check_patch_grid, patchify, prepend_tokens, sincos_1d, sincos_2d, unpatchify,
 )
@@ -89,3 +90,28 @@ def test_prepend_tokens_order():
     out = prepend_tokens(x, cls, dist)
     assert out.shape == (2, 5, 4)
     assert out[:, 0].eq(1).all() and out[:, 1].eq(2).all() and out[:, 2:].eq(0).all()
+
+
+def test_resized_sincos_interpolates_within_the_trained_range_or_extends_past_it():
+    pos = tokens.PositionEmbedding(64, 32, "sincos", prefix=1)
+    same = tokens.resized(pos, 8)
+    assert torch.allclose(same.weight, pos.weight, atol=1e-6)  # the same grid: the same table
+    wide = tokens.resized(pos, 12)  # positions 0, 7/11, ..., 7: corners keep their codes
+    assert wide.weight.shape == (1, 1 + 144, 32) and torch.equal(wide.weight[0, 0], torch.zeros(32))
+    assert torch.allclose(wide.weight[0, 1], pos.weight[0, 1], atol=1e-6)  # patch (0, 0)
+    assert torch.allclose(wide.weight[0, -1], pos.weight[0, -1], atol=1e-5)  # patch (11, 11) sits where (7, 7) did
+    extended = tokens.resized(pos, 12, mode="extend")  # the formula continued: (0..7) as before, then new ones
+    grid = extended.weight[0, 1:].reshape(12, 12, 32)
+    assert torch.allclose(grid[:8, :8].reshape(64, 32), pos.weight[0, 1:], atol=1e-6)
+
+
+def test_resized_learned_table_is_bicubic_and_keeps_the_prefix():
+    pos = tokens.PositionEmbedding(16, 8, "learned", prefix=2)
+    wide = tokens.resized(pos, 8)
+    assert wide.weight.shape == (1, 2 + 64, 8) and torch.equal(wide.weight[0, :2], pos.weight[0, :2])
+    flat = torch.nn.functional.interpolate(pos.weight[0, 2:].T.reshape(1, 8, 4, 4), size=(8, 8), mode="bicubic")
+    assert torch.allclose(wide.weight[0, 2:], flat.reshape(8, 64).T, atol=1e-6)
+    with pytest.raises(ValueError, match="no rows for positions past"):
+        tokens.resized(pos, 8, mode="extend")
+    with pytest.raises(ValueError, match="unknown mode"):
+        tokens.resized(pos, 8, mode="stretch")

@@ -91,3 +91,32 @@ def test_record_attention_on_a_model_without_attention_raises():
     with pytest.raises(ValueError, match="no attention layers"):
         with record_attention(torch.nn.Linear(2, 2)):
             pass
+
+
+def test_a_vit_at_another_image_size_keeps_its_weights():
+    from vit_tutorial.vit import at_image_size
+
+    torch.manual_seed(0)
+    model = ViT(image_size=28, patch_size=7, in_channels=1, num_classes=10, dim=16, depth=2, heads=2).eval()
+    same = at_image_size(model, 28)
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.allclose(same(x), model(x), atol=1e-6)
+    big = at_image_size(model, 56)
+    assert big.config.grid_size == 8 and big(torch.randn(2, 1, 56, 56)).shape == (2, 10)
+    assert torch.equal(big.blocks[1].mlp.fc2.weight, model.blocks[1].mlp.fc2.weight)
+    sincos = ViT(image_size=28, patch_size=7, in_channels=1, num_classes=10, dim=16, depth=1, heads=2, pos_embed="sincos")
+    assert at_image_size(sincos, 56, "extend").pos_embed.weight.shape == (1, 65, 16)
+
+
+def test_post_norm_and_layer_scale_blocks():
+    torch.manual_seed(0)
+    pre = ViT(image_size=28, patch_size=7, in_channels=1, num_classes=10, dim=16, depth=2, heads=2)
+    post = ViT(image_size=28, patch_size=7, in_channels=1, num_classes=10, dim=16, depth=2, heads=2, post_norm=True)
+    post.load_state_dict(pre.state_dict())  # the same parameters, another order of operations
+    x = torch.randn(2, 1, 28, 28)
+    assert not torch.allclose(pre(x), post(x))
+    block, t = post.blocks[0].eval(), torch.randn(2, 5, 16)
+    manual = block.norm1(t + block.attn(t))
+    assert torch.allclose(block(t), block.norm2(manual + block.mlp(manual)), atol=1e-6)
+    scaled = ViT(image_size=28, patch_size=7, in_channels=1, num_classes=10, dim=16, depth=2, heads=2, init_values=1e-4)
+    assert torch.allclose(scaled.blocks[1].ls2.gamma, torch.full((16,), 1e-4))

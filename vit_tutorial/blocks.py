@@ -79,7 +79,12 @@ def layer_scale_init(depth: int) -> float:
 
 class Block(nn.Module):
     """Pre-norm transformer block. `attn` may be any token mixer with the same call signature
-    (GPSA, talking heads); by default it is multi-head self-attention."""
+    (GPSA, talking heads); by default it is multi-head self-attention.
+
+    `post_norm=True` gives the original Transformer's order instead (Vaswani et al., 2017): each
+    branch's output is added first and the sum normalised, x = LN(x + attn(x)), so that every
+    token passes 2 x depth LayerNorms on its way up (notebook 04 measures what that does to training).
+    """
 
     def __init__(
         self,
@@ -91,8 +96,10 @@ class Block(nn.Module):
         init_values: float | None = None,
         attn: nn.Module | None = None,
         drop: float = 0.0,
+        post_norm: bool = False,
     ):
         super().__init__()
+        self.post_norm = post_norm
         self.norm1 = layer_norm(dim)
         self.attn = attn if attn is not None else MultiHeadSelfAttention(dim, heads, qkv_bias, proj_drop=drop)
         self.ls1 = LayerScale(dim, init_values) if init_values is not None else nn.Identity()
@@ -102,6 +109,9 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.post_norm:
+            x = self.norm1(x + self.drop_path(self.ls1(self.attn(x))))  # (B, N, D)
+            return self.norm2(x + self.drop_path(self.ls2(self.mlp(x))))
         x = x + self.drop_path(self.ls1(self.attn(self.norm1(x))))  # (B, N, D)
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 

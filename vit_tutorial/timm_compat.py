@@ -124,13 +124,14 @@ def _vit_to_timm(model: nn.Module, cls_name: str = "VisionTransformer") -> nn.Mo
     from timm.models import deit as td
 
     c = model.config
-    if c.pool != "cls" or c.pos_embed != "learned":
-        raise ValueError("to_timm supports class-token pooling with a learned position embedding.")
+    if c.pool != "cls" or c.pos_embed != "learned" or c.post_norm:
+        raise ValueError("to_timm supports pre-norm blocks, class-token pooling and a learned position embedding "
+                         f"(this model: post_norm={c.post_norm}, pool={c.pool!r}, pos_embed={c.pos_embed!r}).")
     cls = getattr(tv, cls_name, None) or getattr(td, cls_name)
     return cls(
         img_size=c.image_size, patch_size=c.patch_size, in_chans=c.in_channels, num_classes=c.num_classes,
         embed_dim=c.dim, depth=c.depth, num_heads=c.heads, mlp_ratio=c.mlp_ratio, qkv_bias=c.qkv_bias,
-        drop_path_rate=c.drop_path, proj_drop_rate=c.drop, global_pool="token",
+        drop_path_rate=c.drop_path, proj_drop_rate=c.drop, global_pool="token", init_values=c.init_values,
     )
 
 

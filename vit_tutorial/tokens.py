@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -121,11 +122,13 @@ def sincos_1d(positions: int | torch.Tensor, dim: int, base: float = 10000.0) ->
     return torch.cat([angles.sin(), angles.cos()], dim=1).float()
 
 
-def sincos_2d(grid_size: int, dim: int, base: float = 10000.0) -> torch.Tensor:
-    """2D sin-cos encoding: half the channels encode the row, half the column; (grid*grid, dim)."""
+def sincos_2d(grid_size: int, dim: int, base: float = 10000.0, spacing: float = 1.0) -> torch.Tensor:
+    """2D sin-cos encoding: half the channels encode the row, half the column; (grid*grid, dim).
+    Patch (r, c) sits at position (r * spacing, c * spacing)."""
     if dim % 4:
         raise ValueError(f"dim must be divisible by 4 for a 2D sin-cos encoding, got {dim}.")
-    rows, cols = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
+    steps = torch.arange(grid_size, dtype=torch.float64) * spacing
+    rows, cols = torch.meshgrid(steps, steps, indexing="ij")
     return torch.cat(
         [sincos_1d(rows.flatten(), dim // 2, base), sincos_1d(cols.flatten(), dim // 2, base)], dim=1
     )  # (N, dim), token n = row * grid + col
@@ -155,6 +158,33 @@ class PositionEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.weight  # (B, prefix + N, D)
+
+
+def resized(pos: PositionEmbedding, grid: int, mode: str = "interpolate") -> PositionEmbedding:
+    """The position table of `pos` for a grid x grid patch grid: how a ViT trained on small images is
+    applied to larger ones with the same patch size (Dosovitskiy et al., 2021, section 3.2).
+
+    "interpolate" stretches the old table over the new grid (2D bicubic for a learned table; a sin-cos
+    table evaluated at positions spaced (old grid - 1) / (grid - 1)), so that every patch gets a position
+    like those the model was trained on. "extend" (sin-cos only) continues the formula past the old grid,
+    to positions the model never saw; a learned table has no rows there.
+    """
+    if mode not in ("interpolate", "extend"):
+        raise ValueError(f"unknown mode {mode!r}: use 'interpolate' or 'extend'.")
+    old = math.isqrt(pos.weight.shape[1] - pos.prefix)
+    dim = pos.weight.shape[-1]
+    new = PositionEmbedding(grid * grid, dim, pos.kind, pos.prefix)
+    with torch.no_grad():
+        if pos.kind == "sincos":
+            spacing = (old - 1) / (grid - 1) if mode == "interpolate" and grid > 1 else 1.0
+            new.weight.copy_(torch.cat([torch.zeros(pos.prefix, dim), sincos_2d(grid, dim, spacing=spacing)])[None])
+        elif mode == "extend":
+            raise ValueError("a learned table has no rows for positions past its grid: use mode='interpolate'.")
+        else:
+            table = rearrange(pos.weight[0, pos.prefix:], "(h w) d -> 1 d h w", h=old)  # (1, D, g, g)
+            table = F.interpolate(table, size=(grid, grid), mode="bicubic", align_corners=False)  # (1, D, G, G)
+            new.weight.copy_(torch.cat([pos.weight[0, : pos.prefix], rearrange(table, "1 d h w -> (h w) d")])[None])
+    return new
 
 
 def prepend_tokens(x: torch.Tensor, *tokens: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The Vision Transformer (Dosovitskiy et al., 2021): patches -> tokens -> blocks -> class token -> head."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -9,7 +9,7 @@ from torch import nn
 from .attention import check_heads
 from .checks import MAX_PATCHES, check_fields, check_size, make_config
 from .blocks import Block, drop_path_rates, init_weights, layer_norm
-from .tokens import PatchEmbed, PositionEmbedding, check_patch_grid, prepend_tokens
+from .tokens import PatchEmbed, PositionEmbedding, check_patch_grid, prepend_tokens, resized
 
 
 class GridConfig:
@@ -66,6 +66,8 @@ class ViTConfig(GridConfig):
     drop: float = 0.0
     pool: str = "cls"  # "cls": read the class token; "mean": average the patch tokens
     pos_embed: str = "learned"  # or "sincos" (fixed 2D table)
+    init_values: float | None = None  # LayerScale on every branch, started at this value (CaiT); None: none
+    post_norm: bool = False  # LayerNorm after each residual addition (the original Transformer) instead of before
 
     def __post_init__(self) -> None:
         self.check()
@@ -81,7 +83,8 @@ class ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim)) if c.pool == "cls" else None
         self.pos_embed = PositionEmbedding(c.num_patches, c.dim, c.pos_embed, prefix=self.num_prefix_tokens)
         self.blocks = nn.Sequential(
-            *[Block(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, dp, drop=c.drop) for dp in drop_path_rates(c.drop_path, c.depth)]
+            *[Block(c.dim, c.heads, c.mlp_ratio, c.qkv_bias, dp, c.init_values, drop=c.drop, post_norm=c.post_norm)
+              for dp in drop_path_rates(c.drop_path, c.depth)]
         )
         self.norm = layer_norm(c.dim)
         self.head = nn.Linear(c.dim, c.num_classes)
@@ -109,3 +112,16 @@ class ViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def at_image_size(model: ViT, image_size: int, positions: str = "interpolate") -> ViT:
+    """A copy of `model` (a ViT or DeiT) for images of another size with the same patches: every weight
+    kept, the position table resized for the new grid (`tokens.resized`: "interpolate" or "extend")."""
+    config = replace(model.config, image_size=image_size)
+    new = type(model)(config)
+    new.pos_embed = resized(model.pos_embed, config.grid_size, positions)
+    weights = model.state_dict()
+    if "pos_embed.weight" in weights:  # a learned table (a sin-cos one is not stored)
+        weights["pos_embed.weight"] = new.pos_embed.weight
+    new.load_state_dict(weights)
+    return new.train(model.training)

@@ -73,6 +73,7 @@ def test_clutter_adds_fragments_and_keeps_the_digit():
 
 @pytest.mark.parametrize("kwargs, words", [
     (dict(size=27), "size must be a whole number from 28"),
+    (dict(size=2000), "size must be a whole number from 28 to 1024"),
     (dict(size=56.0), "size must be a whole number"),
     (dict(size=True), "size must be a whole number"),
     (dict(clutter=-1), "clutter must be a whole number from 0"),
@@ -83,9 +84,12 @@ def test_bad_canvas_parameters_are_named(kwargs, words):
         data.load("canvas", "train", **kwargs)
 
 
-def test_canvas_options_belong_to_the_canvas():
-    with pytest.raises(ValueError, match="make the canvas"):
-        data.load("mnist5k", "train", size=84)
+def test_clutter_belongs_to_the_canvas_and_size_resizes_the_others():
+    with pytest.raises(ValueError, match="clutter= strews digit fragments on the canvas"):
+        data.load("mnist5k", "train", clutter=2)
+    big = data.load("mnist5k", "test", size=42)
+    assert big.images.shape == (1000, 1, 42, 42) and big.images.dtype == torch.uint8
+    assert big.boxes[:, 2:].max() > 30  # boxes measured on the resized digits
 
 
 def test_a_larger_canvas_has_more_room():

@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from vit_tutorial import analysis, plots, tokens  # noqa: E402
+from vit_tutorial import analysis, charts, plots, tokens  # noqa: E402
 
 
 def drawn(fig: Figure, n_axes: int) -> Figure:
@@ -43,9 +43,9 @@ def test_heatmaps():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["cls", "1", "2", "3", "4"]
     assert len(fig.axes[0].texts) == 25  # annotated cells
     drawn(plots.attention_heatmap(torch.rand(1, 17).softmax(-1)), 2)  # class attention: one query
-    drawn(plots.heatmap(torch.rand(3, 4), ["a", "b", "c", "d"], ["l1", "l2", "l3"], "gates", "magma"), 2)
+    drawn(charts.heatmap(torch.rand(3, 4), ["a", "b", "c", "d"], ["l1", "l2", "l3"], "gates", "magma"), 2)
     with pytest.raises(ValueError, match="one label per"):
-        plots.heatmap(torch.rand(3, 4), xlabels=["a"])
+        charts.heatmap(torch.rand(3, 4), xlabels=["a"])
 
 
 def test_attention_maps_and_rollout():
@@ -81,9 +81,9 @@ def test_attention_maps_share_one_scale_relative_to_uniform_and_mark_the_query()
 
 def test_attention_distance():
     d = torch.rand(6, 4) * 10
-    fig = drawn(plots.attention_distance(d, grid=4, patch_size=4), 1)
+    fig = drawn(charts.attention_distance(d, grid=4, patch_size=4), 1)
     assert len(fig.axes[0].collections) == 1 and len(fig.axes[0].collections[0].get_offsets()) == 24
-    fig = drawn(plots.attention_distance({"ViT": d, "ConViT": d / 2}), 1)
+    fig = drawn(charts.attention_distance({"ViT": d, "ConViT": d / 2}), 1)
     assert len(fig.axes[0].collections) == 2
 
 
@@ -105,12 +105,12 @@ class FakeHistory:
 
 
 def test_curves_single_and_many():
-    fig = drawn(plots.curves(FakeHistory()), 2)
+    fig = drawn(charts.curves(FakeHistory()), 2)
     assert len(fig.axes[0].lines) == 2  # train and test loss
-    fig = drawn(plots.curves({"ViT": FakeHistory(), "CNN": FakeHistory().as_dict()}), 2)
+    fig = drawn(charts.curves({"ViT": FakeHistory(), "CNN": FakeHistory().as_dict()}), 2)
     assert len(fig.axes[1].lines) == 4
-    drawn(plots.curves(FakeHistory().as_dict(), metrics=("loss",)), 1)
-    fig = drawn(plots.curves(FakeHistory()), 2)
+    drawn(charts.curves(FakeHistory().as_dict(), metrics=("loss",)), 1)
+    fig = drawn(charts.curves(FakeHistory()), 2)
     assert len(fig.axes[1].lines[1].get_xdata()) == 2  # the epoch without a test accuracy is skipped
 
 
@@ -121,7 +121,7 @@ def test_curves_take_the_training_history():
     for epoch in (1, 2):
         h.append(epoch=epoch, train_loss=1.0 / epoch, train_acc=0.5, test_loss=None, test_acc=None, lr=0.1,
                  seconds=1.0, images_per_s=10.0)
-    fig = drawn(plots.curves(h, metrics=("loss", "acc", "lr")), 3)
+    fig = drawn(charts.curves(h, metrics=("loss", "acc", "lr")), 3)
     assert [len(ax.lines) for ax in fig.axes] == [1, 1, 1]  # never evaluated: no test lines
 
 

@@ -273,3 +273,12 @@ def embedding_components(patch_embed: nn.Module, k: int = 28) -> tuple[torch.Ten
     _, s, vh = torch.linalg.svd(flat, full_matrices=False)
     k = min(k, len(s))
     return vh[:k].reshape(k, *w.shape[1:]), (s[:k] ** 2) / (s**2).sum()
+
+
+def neighbourhood_distance(grid: int, patch_size: int, radius: int = 1) -> float:
+    """The mean attention distance (pixels) of a head that attends uniformly to the patches within `radius`
+    rows and columns of its query (itself included): the distance of a 3 x 3 convolution for radius 1."""
+    d = patch_distances(grid, patch_size)  # (N, N)
+    rows, cols = torch.arange(grid * grid) // grid, torch.arange(grid * grid) % grid
+    near = ((rows[:, None] - rows[None]).abs() <= radius) & ((cols[:, None] - cols[None]).abs() <= radius)
+    return ((d * near).sum(1) / near.sum(1)).mean().item()

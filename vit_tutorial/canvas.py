@@ -79,3 +79,15 @@ def patch_mask(boxes: torch.Tensor, image_size: int, patch_size: int) -> torch.T
     cols = (starts < x1) & (starts + patch_size > x0)  # (N, g): the patch column overlaps the box
     rows = (starts < y1) & (starts + patch_size > y0)
     return rows[:, :, None] & cols[:, None, :]  # (N, g, g)
+
+
+def place(digit: torch.Tensor, corners: list[tuple[int, int]], size: int = SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """One digit (1, 28, 28) uint8 pasted at each given top-left corner (x, y) of a black canvas, to watch a
+    model follow it: (K, 1, size, size) canvases and their ink boxes (K, 4)."""
+    side = digit.shape[-1]
+    if any(not (0 <= x <= size - side and 0 <= y <= size - side) for x, y in corners):
+        raise ValueError(f"every corner must keep the {side}-pixel digit on the {size}-pixel canvas: x, y in [0, {size - side}].")
+    images = torch.zeros(len(corners), digit.shape[0], size, size, dtype=torch.uint8)
+    for img, (x, y) in zip(images, corners):
+        img[:, y : y + side, x : x + side] = digit
+    return images, ink_boxes(images)

@@ -97,3 +97,31 @@ def download(root: Path, timeout: float | None = None) -> None:
         raise
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def available(root: Path) -> bool:
+    """Whether the extracted CIFAR-10 batches are in `root`."""
+    folder = Path(root) / CIFAR10.base_folder
+    return all((folder / f).is_file() for f, _ in CIFAR10.train_list + CIFAR10.test_list)
+
+
+def fetch(root: Path, allow_download: bool, help_: str) -> None:
+    """Make sure the batches are in `root`: downloaded if asked and missing; a ValueError ending in `help_` if not."""
+    if not available(root) and allow_download:
+        try:
+            download(root)  # fetches, checks md5 and extracts the archive; times out
+        except Exception as err:  # offline, proxy, disk full: say what to do instead
+            raise ValueError(f"could not download CIFAR-10 into {root} ({err}). {help_}") from err
+    if not available(root):
+        raise ValueError(f"CIFAR-10 is not in {Path(root) / CIFAR10.base_folder}. {help_}")
+
+
+def synthetic(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Small deterministic CIFAR-shaped data (500 / 100 a class): a fixed colour pattern per class plus noise."""
+    g = torch.Generator().manual_seed(0 if split == "train" else 1)
+    prototypes = torch.rand(10, 3, 4, 4, generator=torch.Generator().manual_seed(42)) * 255  # coarse patterns
+    prototypes = torch.nn.functional.interpolate(prototypes, size=32, mode="bilinear")  # (10, 3, 32, 32)
+    y = torch.arange(10).repeat(500 if split == "train" else 100)
+    y = y[torch.randperm(len(y), generator=g)]
+    x = prototypes[y] + 60 * torch.randn(len(y), 3, 32, 32, generator=g)
+    return x.clamp(0, 255).to(torch.uint8), y

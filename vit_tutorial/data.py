@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils import data as tud
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
@@ -170,29 +171,18 @@ def _cifar10(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return cifar10.read(Path(root), split)
 
 
-def _synthetic_cifar10(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Small deterministic CIFAR-shaped data (500 / 100 a class): a fixed colour pattern per class plus noise."""
-    g = torch.Generator().manual_seed(0 if split == "train" else 1)
-    prototypes = torch.rand(10, 3, 4, 4, generator=torch.Generator().manual_seed(42)) * 255  # coarse patterns
-    prototypes = torch.nn.functional.interpolate(prototypes, size=32, mode="bilinear")  # (10, 3, 32, 32)
-    y = torch.arange(10).repeat(500 if split == "train" else 100)
-    y = y[torch.randperm(len(y), generator=g)]
-    x = prototypes[y] + 60 * torch.randn(len(y), 3, 32, 32, generator=g)
-    return x.clamp(0, 255).to(torch.uint8), y
-
-
 def cifar10_available(root: Path | None = None) -> bool:
     """Whether the extracted CIFAR-10 batches are in `root` (default data_dir())."""
-    folder = Path(root or data_dir()) / CIFAR10.base_folder
-    return all((folder / f).is_file() for f, _ in CIFAR10.train_list + CIFAR10.test_list)
+    return cifar10.available(Path(root or data_dir()))
 
 
 def load(name: str, split: str, augment: Augment | None = None, download: bool = False, *,
-         size: int = canvas.SIZE, clutter: int = 0) -> ImageDataset:
+         size: int | None = None, clutter: int = 0) -> ImageDataset:
     """One split of a data set: `load("canvas", "train", Augment(relocate=True))`.
 
-    `canvas` places MNIST 5k's digits (same split) on a black `size` x `size` canvas (56: with
-    7-pixel patches an 8 x 8 grid), with `clutter` digit fragments (default none). CIFAR-10 is
+    `canvas` places MNIST 5k's digits (same split) on a black `size` x `size` canvas (default 56:
+    with 7-pixel patches an 8 x 8 grid), with `clutter` digit fragments (default none). For the
+    other data sets `size` resizes the images (to try a model at another resolution). CIFAR-10 is
     downloaded into data_dir() only with `download=True`; with VIT_TUTORIAL_SYNTHETIC=1 it is
     replaced by small synthetic data of the same shape (for rehearsals without a download).
     """
@@ -200,34 +190,29 @@ def load(name: str, split: str, augment: Augment | None = None, download: bool =
         raise ValueError(f"unknown data set {name!r}: use one of {', '.join(NAMES)}.")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use 'train' or 'test'.")
+    for option, value, least in (("size", size, 8 if name != "canvas" else 28), ("clutter", clutter, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not least <= value <= 1024):
+            raise ValueError(f"{name} {option} must be a whole number from {least} to 1024, got {value!r}.")
+    if clutter and name != "canvas":
+        raise ValueError(f"clutter= strews digit fragments on the canvas; {name!r} has none: use load('canvas', ...).")
     if name == "canvas":
-        for option, value, least in (("size", size, 28), ("clutter", clutter, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= 1024:
-                raise ValueError(f"canvas {option} must be a whole number from {least} to 1024 (a digit is 28 x 28), got {value!r}.")
-        images, targets, boxes = _canvas(str(data_dir()), split, size, clutter)
+        images, targets, boxes = _canvas(str(data_dir()), split, size or canvas.SIZE, clutter)
         return ImageDataset(name, images, targets, augment, boxes=boxes)
-    if (size, clutter) != (canvas.SIZE, 0):
-        raise ValueError(f"size= and clutter= make the canvas; {name!r} has a fixed size: use load('canvas', ...).")
-    if name == "mnist5k":
-        images, targets = _mnist5k(str(data_dir()), split)
-        return ImageDataset(name, images, targets, augment, boxes=canvas.ink_boxes(images))
+    images, targets = _mnist5k(str(data_dir()), split) if name == "mnist5k" else _cifar10_split(split, download)
+    if size is not None and size != images.shape[-1]:
+        resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        images = resized.round().clamp(0, 255).to(torch.uint8)  # (N, C, size, size)
+    return ImageDataset(name, images, targets, augment, boxes=canvas.ink_boxes(images) if name == "mnist5k" else None)
+
+
+def _cifar10_split(split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10's split from data_dir() (downloaded first if asked), or with VIT_TUTORIAL_SYNTHETIC=1 a stand-in."""
     if os.environ.get(ENV_SYNTHETIC, "") not in ("", "0"):
-        return ImageDataset(name, *_synthetic_cifar10(split), augment)
-    root = data_dir()
-    if not cifar10_available(root) and download:
-        try:
-            cifar10.download(root)  # fetches, checks md5 and extracts the archive; times out
-        except Exception as err:  # offline, proxy, disk full: say what to do instead
-            raise ValueError(f"could not download CIFAR-10 into {root} ({err}). {_CIFAR_HELP}") from err
-    if not cifar10_available(root):
-        raise ValueError(f"CIFAR-10 is not in {root / CIFAR10.base_folder}. {_CIFAR_HELP}")
-    return ImageDataset(name, *_cifar10(str(root), split), augment)
-
-
-_CIFAR_HELP = (
-    "Run `vit_tutorial.data.load('cifar10', 'train', download=True)` once while online, or put the "
-    f"extracted `{CIFAR10.base_folder}` folder in data/ (or in ${ENV_DATA}); ${ENV_SYNTHETIC}=1 uses synthetic data."
-)
+        return cifar10.synthetic(split)
+    help_ = (f"Run `vit_tutorial.data.load('cifar10', 'train', download=True)` once while online, or put the extracted "
+             f"`{CIFAR10.base_folder}` folder in data/ (or in ${ENV_DATA}); ${ENV_SYNTHETIC}=1 uses synthetic data.")
+    cifar10.fetch(data_dir(), download, help_)
+    return _cifar10(str(data_dir()), split)
 
 
 def for_profile(profile, augment: Augment | None = None, download: bool = True) -> tuple[ImageDataset, ImageDataset]:

@@ -50,11 +50,13 @@ def resolve(kind: str, profile: profiles.Profile, key: str | None = None, model:
 
     `model=` changes model settings, `augment=` (a dict) the augmentation, `fraction=` trains on a
     stratified part of the data for as many optimisation steps as the whole data would take (unless
-    `epochs=` is given too), `teacher=` / `distillation=` choose DeiT's teacher, anything else goes to
+    `epochs=` is given too), `steps=` sets the number of optimisation steps instead of epochs, `teacher=` / `distillation=` choose DeiT's teacher, anything else goes to
     `train.fit` (epochs=, lr=, ...). Unknown names are refused.
     """
     run = profile.run(key or kind)  # a deep copy
-    unknown = set(overrides) - {*FIT_OPTIONS, "fraction", "teacher", "distillation", "alpha", "tau", "dataset"}
+    if overrides.get("fraction") == 1.0:  # all of the data: the run itself (and its cached result)
+        overrides = {k: v for k, v in overrides.items() if k != "fraction"}
+    unknown = set(overrides) - {*FIT_OPTIONS, "fraction", "steps", "teacher", "distillation", "alpha", "tau", "dataset"}
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)} for {kind}: use model=dict(...) for the model, "
                          f"or one of fraction, teacher, distillation, {', '.join(FIT_OPTIONS)}.")
@@ -81,11 +83,12 @@ def fit_profile(kind: str, profile: profiles.Profile | str | None = None, *, key
     train_set, test_set = data.for_profile(run["dataset"], augment)
     if run.get("subset", 1.0) < 1.0:  # smoke: a stratified, seeded part of the training set stands for all of it
         train_set = data.subset(train_set, run["subset"], seed)
+    batches = lambda: math.ceil(len(train_set) / fit_kwargs["batch_size"])  # noqa: E731  (per epoch)
+    steps = run.get("steps") or fit_kwargs["epochs"] * batches()  # by default the profile's run on all of the data
     if run.get("fraction", 1.0) < 1.0:  # a part of the data, trained for as many steps as the whole unless epochs= says
-        full = math.ceil(len(train_set) / fit_kwargs["batch_size"])
         train_set = data.subset(train_set, run["fraction"], seed)
-        if "epochs" not in overrides:
-            fit_kwargs["epochs"] = math.ceil(fit_kwargs["epochs"] * full / math.ceil(len(train_set) / fit_kwargs["batch_size"]))
+    if run.get("steps") or (run.get("fraction", 1.0) < 1.0 and "epochs" not in overrides):
+        fit_kwargs["epochs"] = math.ceil(steps / batches())
         fit_kwargs.setdefault("eval_every", max(1, fit_kwargs["epochs"] // 50))
     for name in ("image_size", "in_channels", "num_classes"):  # the data decide (CIFAR-10 may fall back to MNIST)
         if name in model_kwargs:

@@ -71,6 +71,13 @@ def gates(model: nn.Module, test_set) -> list[list[float]]:
     return model.gates().detach().cpu().tolist()
 
 
+def position_relations(model: nn.Module, test_set) -> dict[str, float]:
+    """Mean cosine similarity of the position table's rows by how their patches lie (`analysis.position_relations`)."""
+    sim = analysis.position_similarity(model.pos_embed)
+    return analysis.position_relations(sim, model.config.grid_size)
+
+
 MEASURES: dict[str, Callable[[nn.Module, Any], Any]] = {
     "attention_distance": attention_distance, "digit_share": digit_share, "agreement_cnn": agreement_cnn, "gates": gates,
+    "position_relations": position_relations,
 }

@@ -22,12 +22,8 @@ from einops import rearrange
 from matplotlib.figure import Figure
 
 from . import analysis
+from .charts import as_array, new_figure, heatmap
 from .tokens import check_patch_grid, patchify
-
-
-def _figure(**kw: Any) -> Figure:
-    """A new pyplot figure (so the notebook shows it at `plt.show()` or the end of the cell)."""
-    return plt.figure(layout="constrained", **kw)
 
 
 def _image(image: Any) -> np.ndarray:
@@ -58,17 +54,8 @@ def _panels(n: int, ncols: int, size: float = 1.8, width: float = 10.0) -> tuple
     """A figure with exactly n small axes, ncols to a row, at most `width` inches wide."""
     ncols = max(1, min(ncols, n))
     nrows, size = math.ceil(n / ncols), min(size, width / ncols)
-    fig = _figure(figsize=(size * ncols, size * nrows + 0.2))
+    fig = new_figure(figsize=(size * ncols, size * nrows + 0.2))
     return fig, [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
-
-
-def _array(x: Any, ndim: int, what: str, promote: bool = False) -> np.ndarray:
-    """A float numpy array with `ndim` dimensions (with `promote`, one less gets a leading axis)."""
-    a = torch.as_tensor(x).detach().float().cpu()
-    a = a[None] if promote and a.ndim == ndim - 1 else a
-    if a.ndim != ndim:
-        raise ValueError(f"{what} must have {ndim} dimensions, got shape {tuple(a.shape)}.")
-    return a.numpy()
 
 
 def patch_grid(image: Any, patch_size: int) -> Figure:
@@ -77,7 +64,7 @@ def patch_grid(image: Any, patch_size: int) -> Figure:
     img = _image(image)
     h, w = img.shape[:2]
     gh, gw = check_patch_grid(h, patch_size), check_patch_grid(w, patch_size)
-    fig = _figure(figsize=(4, 4))
+    fig = new_figure(figsize=(4, 4))
     ax = fig.add_subplot()
     _show(ax, img, f"{gh} x {gw} = {gh * gw} patches of {patch_size} x {patch_size} pixels")
     ax.vlines(np.arange(gw + 1) * patch_size - 0.5, -0.5, h - 0.5, color="yellow", lw=1)
@@ -102,38 +89,9 @@ def patch_sequence(image: Any, patch_size: int, max_patches: int | None = None, 
     return fig
 
 
-def heatmap(
-    matrix: Any, xlabels: Sequence[Any] | None = None, ylabels: Sequence[Any] | None = None,
-    title: str | None = None, cmap: str = "viridis", annotate: bool | None = None, fmt: str = ".2f",
-    vmin: float | None = None, vmax: float | None = None,
-) -> Figure:
-    """A matrix as coloured cells with a colour bar, values written in the cells when it is small
-    (up to 12 x 12 unless `annotate` says): ConViT gates per layer and head, tables of results."""
-    m = _array(matrix, 2, "matrix")
-    rows, cols = m.shape
-    fig = _figure(figsize=(min(9, 2 + 0.5 * cols), min(8, 1.2 + 0.45 * rows)))
-    ax = fig.add_subplot()
-    im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    fig.colorbar(im, ax=ax, shrink=0.9)
-    for labels, n, set_ticks in ((xlabels, cols, ax.set_xticks), (ylabels, rows, ax.set_yticks)):
-        if labels is not None and len(labels) != n:
-            raise ValueError(f"got {len(labels)} labels for {n} cells: give one label per row / column.")
-        if labels is not None:
-            long = set_ticks is ax.set_xticks and max(len(str(t)) for t in labels) > 3
-            set_ticks(range(n), [str(t) for t in labels], rotation=90 if long else 0)
-    if rows <= 12 and cols <= 12 if annotate is None else annotate:
-        for (r, c), v in np.ndenumerate(m):
-            red, green, blue, _ = im.cmap(im.norm(v))
-            dark = 0.3 * red + 0.6 * green + 0.1 * blue < 0.5  # write light text on dark cells
-            ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=7, color="white" if dark else "black")
-    if title:
-        ax.set_title(title)
-    return fig
-
-
 def attention_heatmap(attn: Any, labels: Sequence[str] | None = None, title: str | None = None) -> Figure:
     """An attention matrix (queries, keys): row i is how token i spreads its attention, summing to 1."""
-    a = _array(attn, 2, "attention (queries, keys)")
+    a = as_array(attn, 2, "attention (queries, keys)")
     square = a.shape[0] == a.shape[1]
     fig = heatmap(a, labels, labels if square else None, title, cmap="Blues", annotate=a.size <= 100, vmin=0)
     fig.axes[0].set_xlabel("key (attended to)"), fig.axes[0].set_ylabel("query (attending)")
@@ -144,14 +102,15 @@ def attention_maps(
     image: Any | None, maps: Any, titles: Sequence[str] | None = None, ncols: int = 6,
     query: int | Sequence[int] | None = None, alpha: float = 0.65, cmap: str = "RdBu_r",
 ) -> Figure:
-    """Attention maps (K, grid, grid) drawn as patch cells over the image (shown first, if given).
+    """Attention maps (K, grid, grid) drawn as patch cells over the image (shown first, if given;
+    a batch of K images (K, C, H, W) puts each map over its own image instead).
 
     One colour scale for the whole figure, in multiples of uniform attention 1/N (white = uniform,
     red = more, blue = less), with a colour bar, so that panels compare in amount as well as in
     place; each title adds the map's entropy (1 = uniform, 0 = one patch). `query` marks the patch
     that asks (its token index, one for all panels or one per panel), green.
     """
-    m = torch.as_tensor(_array(maps, 3, "maps (layers or heads, grid, grid)", promote=True)).double()
+    m = torch.as_tensor(as_array(maps, 3, "maps (layers or heads, grid, grid)", promote=True)).double()
     k, g = m.shape[0], m.shape[-1]
     if titles is not None and len(titles) != k:
         raise ValueError(f"got {len(titles)} titles for {k} maps.")
@@ -161,13 +120,15 @@ def attention_maps(
     relative = (m * g * g).numpy()  # 1 = uniform attention over the patches
     p = m / m.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)  # each map as a distribution over patches
     entropy = (-(p * p.clamp_min(1e-12).log()).sum(dim=(1, 2)) / math.log(g * g)).clamp_min(0).add(0.0).tolist()
-    img = None if image is None else _image(image)
-    fig, axes = _panels(k + (img is not None), ncols, size=2.0)
-    if img is not None:
+    each = image is not None and torch.as_tensor(image).ndim == 4 and len(image) == k and k > 1
+    imgs = [_image(im) for im in image] if each else [None if image is None else _image(image)] * k
+    img = imgs[0]
+    fig, axes = _panels(k + (img is not None and not each), ncols, size=2.0)
+    if img is not None and not each:
         _show(axes.pop(0), img, "image")
     h, w = img.shape[:2] if img is not None else (g, g)
     norm = colors.TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(float(relative.max()), 1.01))
-    for i, (ax, a) in enumerate(zip(axes, relative)):
+    for i, (ax, a, img) in enumerate(zip(axes, relative, imgs)):
         if img is not None:
             _show(ax, img)
         ax.imshow(a, cmap=cmap, norm=norm, alpha=alpha if img is not None else 1.0,
@@ -192,28 +153,6 @@ def rollout_map(image: Any, rollout_row: Any, prefix: int = 0, title: str = "att
     return attention_maps(image, grid[None], titles=[title])
 
 
-def attention_distance(distances: Any, grid: int | None = None, patch_size: int | None = None) -> Figure:
-    """Mean attention distance (layers, heads), one dot per head at each layer (ViT Fig. 7 right):
-    low dots are local heads, high dots global ones. Give a dict {name: distances} to compare
-    models; with grid and patch_size a dashed line marks uniform attention over all patches."""
-    series = dict(distances) if isinstance(distances, Mapping) else {None: distances}
-    fig = _figure(figsize=(5, 3.5))
-    ax = fig.add_subplot()
-    for i, (name, d) in enumerate(series.items()):
-        d = _array(d, 2, "distances (layers, heads)", promote=True)
-        layers, heads = d.shape
-        x = np.repeat(np.arange(1, layers + 1), heads) + 0.15 * (i - (len(series) - 1) / 2)
-        ax.scatter(x, d.flatten(), s=14, alpha=0.8, color=f"C{i}", label=name)
-    if grid is not None and patch_size is not None:
-        uniform = analysis.patch_distances(grid, patch_size).mean().item()
-        ax.axhline(uniform, ls="--", color="gray", lw=1, label="uniform attention")
-    ax.set_xlabel("network depth (layer)"), ax.set_ylabel("mean attention distance (pixels)")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    if len(series) > 1 or ax.lines:
-        ax.legend(fontsize=8)
-    return fig
-
-
 def position_similarity_grid(sim: Any, grid: int, title: str | None = None, vmin=None, vmax=None) -> Figure:
     """For each patch (tile at its row and column), the cosine similarity of its position embedding
     with every other patch's (pixels inside the tile): ViT Fig. 7 centre, from `analysis.position_similarity`.
@@ -224,7 +163,7 @@ def position_similarity_grid(sim: Any, grid: int, title: str | None = None, vmin
     tiles = rearrange(s, "(qr qc) (kr kc) -> qr qc kr kc", qr=grid, kr=grid)
     tiles = torch.nn.functional.pad(tiles, (0, 1, 0, 1), value=float("nan"))  # a gap after every tile
     mosaic = rearrange(tiles, "qr qc kr kc -> (qr kr) (qc kc)")[:-1, :-1]  # (g*(g+1)-1, same)
-    fig = _figure(figsize=(5, 4.3))
+    fig = new_figure(figsize=(5, 4.3))
     ax = fig.add_subplot()
     im = ax.imshow(mosaic.numpy(), cmap="viridis", vmin=vmin, vmax=vmax)
     fig.colorbar(im, ax=ax, shrink=0.85, label="cosine similarity")
@@ -236,46 +175,36 @@ def position_similarity_grid(sim: Any, grid: int, title: str | None = None, vmin
     return fig
 
 
-def curves(histories: Any, metrics: Sequence[str] = ("loss", "acc")) -> Figure:
-    """Training curves, one panel per metric: train solid, test/val dashed, one colour per run.
-
-    Takes one history or a dict {name: history}; a history is `train.History` (anything with
-    `as_dict()`) or a dict of lists with keys like "epoch", "train_loss", "test_acc"."""
-    many = isinstance(histories, Mapping) and all(
-        hasattr(v, "as_dict") or isinstance(v, Mapping) for v in histories.values())
-    runs = dict(histories) if many and histories else {"": histories}
-    fig = _figure(figsize=(4.2 * len(metrics), 3.2))
-    axes = [fig.add_subplot(1, len(metrics), i + 1) for i in range(len(metrics))]
-    for i, (name, h) in enumerate(runs.items()):
-        d = dict(h.as_dict() if hasattr(h, "as_dict") else h)
-        for ax, metric in zip(axes, metrics):
-            for key, values in d.items():
-                split = key[: -len(metric) - 1] if key.endswith("_" + metric) else "" if key == metric else None
-                if split is None or key == "epoch":
-                    continue
-                y = np.array([np.nan if v is None else float(v) for v in values])
-                if np.isnan(y).all():
-                    continue  # never measured, e.g. no test set
-                x = np.asarray(d["epoch"]) if len(d.get("epoch", ())) == len(y) else np.arange(1, len(y) + 1)
-                style, kept = "-" if split in ("train", "") else "--", ~np.isnan(y)  # skip epochs not evaluated
-                ax.plot(x[kept], y[kept], style, color=f"C{i}", marker="o" if len(y) <= 20 else None, ms=3,
-                        label=f"{name} {split}".strip() or metric)
-    for ax, metric in zip(axes, metrics):
-        ax.set_xlabel("epoch"), ax.set_ylabel({"acc": "accuracy", "lr": "learning rate"}.get(metric, metric))
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-    return fig
-
-
-def image_grid(images: Any, labels: Sequence[Any] | None = None, ncols: int = 8) -> Figure:
+def image_grid(images: Any, labels: Sequence[Any] | None = None, ncols: int = 8, boxes: Any = None,
+               patch_size: int | None = None) -> Figure:
     """A batch (B, C, H, W) or list of images side by side, with optional labels as titles
-    (examples from the data set, augmentations, what the model got wrong)."""
+    (examples from the data set, augmentations, what the model got wrong); `boxes` (B, 4) outlines
+    each digit's box, `patch_size` draws the patch grid."""
     images = list(images)
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"got {len(labels)} labels for {len(images)} images.")
+    if boxes is not None and len(boxes) != len(images):
+        raise ValueError(f"got {len(boxes)} boxes for {len(images)} images.")
     fig, axes = _panels(len(images), ncols)
     for i, (ax, img) in enumerate(zip(axes, images)):
-        _show(ax, _image(img), None if labels is None else str(labels[i]))
+        pixels = _image(img)
+        _show(ax, pixels, None if labels is None else str(labels[i]))
+        if patch_size:
+            h, w = pixels.shape[:2]
+            ax.vlines(np.arange(1, w // patch_size) * patch_size - 0.5, -0.5, h - 0.5, color="gray", lw=0.4)
+            ax.hlines(np.arange(1, h // patch_size) * patch_size - 0.5, -0.5, w - 0.5, color="gray", lw=0.4)
+        if boxes is not None:
+            x0, y0, x1, y1 = (float(v) for v in boxes[i])
+            ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="orange", lw=1))
+    return fig
+
+
+def embedding_filters(patch_embed: Any, k: int = 28, ncols: int = 7) -> Figure:
+    """The first `k` principal components of the patch-embedding filters, as p x p images (the ViT
+    paper's Fig. 7, left), each titled with the share of the filters' variance it explains."""
+    components, share = analysis.embedding_components(patch_embed, k)  # (k, C, p, p), (k,)
+    fig, axes = _panels(len(components), ncols, size=1.1)
+    for i, (ax, c) in enumerate(zip(axes, components)):
+        c = c.mean(0) if c.shape[0] != 3 else c.permute(1, 2, 0)
+        _show(ax, ((c - c.min()) / (c.max() - c.min()).clamp_min(1e-12)).numpy(), f"{i + 1}: {share[i]:.0%}")
     return fig

@@ -10,7 +10,9 @@ starts from an empty cache in a temporary folder, as a learner's first run does 
 keeps torch's own cache). On CUDA: bf16 autocast (fit's default there) and peak GPU memory of
 each run. In the `gpu` profile, CIFAR-10 is replaced by synthetic CIFAR-shaped data when it is
 not on disk (VIT_TUTORIAL_SYNTHETIC=1, data.py): 20 epochs of its 5000 images are 400 steps.
-Writes bench/results/fit_speed.json.
+For the ViT it also reports the share of the core's matrix-multiply rate that training reaches:
+FLOPs per image counted from the model's shapes, times images/s, against a large float32 matrix
+product timed in the same run. Writes bench/results/fit_speed.json.
 
     python bench/fit_speed.py --threads 1            # cpu profile on the CPU (default without a GPU)
     python bench/fit_speed.py --profile gpu          # on a GPU: 20 epochs (400 steps) per run
@@ -27,7 +29,7 @@ import time
 import torch
 
 import common
-from vit_tutorial import data, experiments, profiles
+from vit_tutorial import data, experiments, models, profiles
 
 FAMILIES = ["vit", "convit", "cait"]
 
@@ -50,6 +52,24 @@ def one_run(kind: str, profile: profiles.Profile, epochs: int, compile: bool, de
         peak_mem_mib=torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None,
         final_train_loss=history.train_loss[-1],
     )
+
+
+def vit_train_flops(config) -> float:
+    """FLOPs of one training step per image of a ViT, counted from its shapes: the forward pass (patch
+    embedding, per block the qkv, proj and MLP matrices and the two attention products, the head) and
+    twice that for the backward pass (gradients of the inputs and of the weights; the images have none)."""
+    n, d, hidden = config.num_patches + 1, config.dim, int(config.dim * config.mlp_ratio)
+    patch = 2 * config.num_patches * config.in_channels * config.patch_size**2 * d
+    linear = 2 * n * (d * 3 * d + d * d + 2 * d * hidden)  # qkv, proj, fc1, fc2
+    attention = 2 * 2 * n * n * d  # q k^T and the weights times v, all heads together
+    rest = config.depth * (linear + attention) + 2 * d * config.num_classes
+    return 3.0 * rest + 2.0 * patch  # the images need no gradient: the patch embedding's backward is its weights' alone
+
+
+def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large float32 matrix product on this process's threads: what the core can do at best."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return 2 * size**3 / common.median_seconds(lambda: a @ b, repeats)
 
 
 def compare(eager: dict, compiled: dict) -> dict:
@@ -97,6 +117,16 @@ def main(argv: list[str] | None = None) -> None:
                   f"first epoch {r['first_epoch_s']:6.1f} s, steady epoch {r['steady_epoch_s']:5.2f} s{mem}", flush=True)
         if len(pair) == 2:
             comparisons.append(compare(pair[False], pair[True]))
+    vit_rows = [r for r in rows if r["family"] == "vit" and not r["compile"] and r["device"] == "cpu"]
+    efficiency = None
+    if vit_rows:  # how much of the core's matrix-multiply rate the ViT's training reaches
+        config = models.build("vit", **profile.run("vit")["model"]).config
+        rate, flops = matmul_rate(512 if args.quick else 2048), vit_train_flops(config)
+        achieved = flops * vit_rows[0]["steady_img_s"]
+        efficiency = dict(train_flops_per_image=flops, achieved_flop_s=achieved, matmul_flop_s=rate, share=achieved / rate)
+        print(f"\nViT training: {flops / 1e6:.1f} MFLOP per image (from its shapes) x {vit_rows[0]['steady_img_s']:.0f} images/s "
+              f"= {achieved / 1e9:.1f} GFLOP/s; a {512 if args.quick else 2048}^2 float32 matrix product on "
+              f"{torch.get_num_threads()} thread(s): {rate / 1e9:.1f} GFLOP/s; share {achieved / rate:.0%}")
     if comparisons:
         print("\n" + common.table(comparisons, ["family", "device", "eager_img_s", "compiled_img_s", "ratio",
                                                 "compile_overhead_s", "break_even_steps"],
@@ -106,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
     common.write("fit_speed", args.out, rows, started, argv, profile=name, synthetic_data=synthetic,
                  epochs=epochs, cold_compile_cache=not args.warm_cache,
-                 comparisons=comparisons)
+                 comparisons=comparisons, vit_efficiency=efficiency)
 
 
 if __name__ == "__main__":

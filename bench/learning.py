@@ -1,15 +1,11 @@
 """What each model learns in a profile, and how fast: test accuracy, training seconds, parameters, images/s.
 
-Trains the runs of a profile (default: cpu, on MNIST 5k) exactly as the notebooks and
-`python -m vit_tutorial train` do, or reads the shipped checkpoints' JSON instead of training.
+Trains the runs of a profile (default: cpu, the digits on a 56 x 56 canvas) exactly as the notebooks
+and `python -m vit_tutorial train` do, or reads the shipped checkpoints' JSON instead of training.
 Images/s is the training throughput that the progress bar shows: training images over the
 wall-clock seconds of the epochs (data loading included, evaluation excluded). The load average
 is recorded because other processes on the machine slow training down; the process CPU time
 (evaluation included) is a figure that other processes change less.
-The second table is the low-data sweep of ConViT against ViT (notebook 06): mean test accuracy
-per fraction of the training set, over its seeds, read from data/results/convit_sweep.json, the
-file that notebook 06's cpu run writes (re-run the notebook in the cpu profile to remake it; the
-sweep takes about 10 minutes on one thread, too long to repeat here).
 Writes bench/results/learning.json.
 
     python bench/learning.py                       # train the cpu runs of all five models
@@ -63,21 +59,6 @@ def shipped(kind: str) -> dict:
     return row(kind, info, sum(p.numel() for p in model.parameters()))
 
 
-def sweep_rows(path: Path = ROOT / "data" / "results" / "convit_sweep.json") -> tuple[list[dict], dict]:
-    """ConViT vs ViT per data fraction (mean over seeds) from notebook 06's results, and where they come from."""
-    if not path.is_file():
-        return [], {}
-    record = json.loads(path.read_text())
-    out = []
-    for f in sorted({r["fraction"] for r in record["runs"]}):
-        acc = {k: [r["acc"] for r in record["runs"] if r["fraction"] == f and r["model"] == k] for k in ("convit", "vit")}
-        c, v = (sum(a) / len(a) for a in acc.values())
-        images = next(r.get("images") for r in record["runs"] if r["fraction"] == f)
-        out.append(dict(fraction=f, images=images, seeds=len(acc["convit"]), convit_acc=c, vit_acc=v,
-                        gain_points=100 * (c - v), error_ratio=(1 - c) / (1 - v) if v < 1 else None))
-    return out, {"file": str(path.relative_to(ROOT)), "profile": record["profile"], **record["made_by"]}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kinds", nargs="+", default=KINDS, help=f"models (default: {' '.join(KINDS)})")
@@ -99,14 +80,6 @@ def main(argv: list[str] | None = None) -> None:
         cpu = f"{r['cpu_seconds']:7.0f}" if r["cpu_seconds"] is not None else f"{'-':>7}"
         print(f"{r['model']:8} {r['test_acc']:9.2%} {r['best_test_acc']:7.2%} {r['epochs']:6d} "
               f"{r['train_seconds']:8.1f} {cpu} {r['params']:9,d} {r['images_per_s']:9.0f}")
-    sweep, sweep_source = sweep_rows()
-    if sweep:
-        print(f"\nConViT vs ViT on part of the training set ({sweep_source['file']}, {sweep_source['profile']} profile, "
-              f"{sweep_source['date'][:10]}; mean over seeds)")
-        print(f"{'fraction':>8} {'images':>6} {'seeds':>5} {'ConViT':>7} {'ViT':>7} {'gain':>6} {'errors C/V':>10}")
-        for r in sweep:
-            print(f"{r['fraction']:8.0%} {r['images']:6d} {r['seeds']:5d} {r['convit_acc']:7.1%} {r['vit_acc']:7.1%} "
-                  f"{r['gain_points']:+6.1f} {r['error_ratio']:10.2f}")
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
@@ -114,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "command": " ".join(["python", "bench/learning.py", *(argv if argv is not None else sys.argv[1:])]),
         "source": "shipped checkpoints" if args.from_checkpoints else f"trained, profile {args.profile}",
-        "load_before": load_before, "rows": rows, "sweep": sweep, "sweep_source": sweep_source,
+        "load_before": load_before, "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

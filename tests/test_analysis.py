@@ -176,3 +176,20 @@ def test_measures_run_on_a_recorded_vit():
     assert cls_attention(maps).shape == (2, 2, 2, 4, 4)
     assert mean_attention_distance(maps, grid=4, patch_size=4, prefix=1).shape == (2, 2)
     assert position_similarity(model.pos_embed).shape == (16, 16)
+
+
+def test_attention_distance_over_chosen_queries():
+    import torch
+    from vit_tutorial import analysis
+
+    grid = 4
+    a = torch.zeros(1, 1, 16, 16)
+    a[0, 0, :, 0] = 1.0  # every query looks at patch (0, 0)
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, 0, 0] = True  # only the query at (0, 0): distance 0
+    assert analysis.mean_attention_distance(a, grid, 7, queries=mask).item() == 0.0
+    mask[0, 3, 3] = True  # and the far corner: 7 * sqrt(18) px
+    assert abs(analysis.mean_attention_distance(a, grid, 7, queries=mask).item() - 7 * 18 ** 0.5 / 2) < 1e-5
+    import pytest
+    with pytest.raises(ValueError, match="bool mask"):
+        analysis.mean_attention_distance(a, grid, 7, queries=torch.zeros(1, 4, 4, dtype=torch.bool))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -81,6 +82,27 @@ def test_fit_speed_quick(run_script):
     for r in info["rows"]:
         assert len(r["epoch_seconds"]) == r["epochs"] == 2 and r["steady_img_s"] > 0
         assert r["steady_img_s"] == pytest.approx(r["images"] / r["steady_epoch_s"])
+    e = info["vit_efficiency"]
+    assert e["achieved_flop_s"] == pytest.approx(e["train_flops_per_image"] * info["rows"][0]["steady_img_s"])
+    assert 0 < e["share"] == pytest.approx(e["achieved_flop_s"] / e["matmul_flop_s"])
+
+
+def test_vit_flops_follow_the_shapes(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("bench_fit_speed", BENCH / "fit_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vit_tutorial.vit import ViT, ViTConfig
+
+    config = ViTConfig(image_size=56, patch_size=7, in_channels=1, num_classes=10, dim=32, depth=4, heads=2, mlp_ratio=2.0)
+    model, x = ViT(config), torch.randn(2, 1, 56, 56)
+    for block in model.blocks:
+        block.attn.fused = False  # explicit products: torch's counter sees them (it skips the fused kernel)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    assert module.vit_train_flops(config) == pytest.approx(counter.get_total_flops() / 2, rel=0.01)
 
 
 def test_fit_speed_compare_break_even(monkeypatch):

@@ -164,7 +164,8 @@ def patch_distances(grid: int, patch_size: int = 1) -> torch.Tensor:
 
 
 def mean_attention_distance(
-    attn: Maps, grid: int, patch_size: int, prefix: int | None = 0, renormalize: bool = True
+    attn: Maps, grid: int, patch_size: int, prefix: int | None = 0, renormalize: bool = True,
+    queries: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """How far each head looks: the attention-weighted pixel distance between query patch and
     key patch, averaged over query patches and images. Small = local (like a conv), large = global.
@@ -174,12 +175,13 @@ def mean_attention_distance(
     even when a head sends much of its attention to the class token; `renormalize=False` uses
     the raw weights (what many re-implementations of the ViT figure do; smaller when heads attend
     to prefix tokens). `prefix=None` infers it per layer as keys - grid**2 (for ConViT's mix of
-    GPSA layers without, and later layers with, a class token).
+    GPSA layers without, and later layers with, a class token). `queries`, a (B, grid, grid) bool
+    mask, averages over the marked query patches only (e.g. those on the digit: `canvas.patch_mask`).
     One layer (B, H, N', N') -> (H,); a list of layers -> (layers, H).
     """
     layers = _layers(attn)
     if layers is not None:
-        return torch.stack([mean_attention_distance(a, grid, patch_size, prefix, renormalize) for a in layers])
+        return torch.stack([mean_attention_distance(a, grid, patch_size, prefix, renormalize, queries) for a in layers])
     a = _check_attn(attn)
     n = grid * grid
     p = a.shape[-1] - n if prefix is None else prefix
@@ -193,7 +195,13 @@ def mean_attention_distance(
         a = a / a.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)
     d = patch_distances(grid, patch_size).to(a.device)  # (N, N)
     per_query = (a * d).sum(dim=-1)  # (B, H, N)
-    return per_query.mean(dim=(0, 2))  # (H,)
+    if queries is None:
+        return per_query.mean(dim=(0, 2))  # (H,)
+    if queries.shape != (a.shape[0], grid, grid) or not queries.any():
+        raise ValueError(f"queries must be a (B, grid, grid) = {(a.shape[0], grid, grid)} bool mask marking at least one "
+                         f"patch, got shape {tuple(queries.shape)}.")
+    w = queries.reshape(a.shape[0], 1, n).to(per_query)  # (B, 1, N)
+    return (per_query * w).sum(dim=(0, 2)) / w.sum()  # (H,)
 
 
 def position_similarity(pos_embed: torch.Tensor | nn.Module, prefix: int = 0) -> torch.Tensor:

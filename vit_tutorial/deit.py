@@ -164,3 +164,25 @@ def head_agreement(model: DistilledViT, teacher: nn.Module, images: torch.Tensor
         "dist-teacher": agreement(dist_logits, teacher_logits),
         "cls-dist": agreement(cls_logits, dist_logits),
     }
+
+
+@torch.no_grad()
+def teacher_disagreement(teacher: nn.Module, train_set, augment=None, batches: int = 20, batch_size: int = 64,
+                         seed: int = 0) -> float:
+    """How often the teacher's decision differs from the label on the views a student trains on: `batches`
+    batches of `train_set` (whose per-image augmentation is its own) with `augment`'s mixup / cutmix on top;
+    a mixed label counts as its larger class. Where this is near 0, hard distillation is the labels again."""
+    from .data import loader, mixer
+
+    torch.manual_seed(seed)
+    mix = mixer(augment, train_set.num_classes) if augment is not None else None
+    differ, seen = 0, 0
+    for i, (x, y) in enumerate(loader(train_set, batch_size, shuffle=True, seed=seed, device="cpu")):
+        if i == batches:
+            break
+        if mix is not None:
+            x, y = mix(x, y)  # y: soft targets (B, classes)
+        label = y.argmax(-1) if y.ndim > 1 else y
+        differ += (teacher.eval()(x).argmax(-1) != label).sum().item()
+        seen += len(x)
+    return differ / seen

@@ -27,10 +27,10 @@ def exercise(ident: str, title: str):
     return register
 
 
-def check(ident: str, answer: Any, strict: bool = False) -> bool:
-    """Check the reader's `answer` to exercise `ident`; print the outcome and return whether it passed.
+def check(ident: str, answer: Any, strict: bool = False) -> None:
+    """Check the reader's `answer` to exercise `ident` and print the outcome.
 
-    `strict=True` (the test suite) raises instead of printing.
+    `strict=True` (the test suite) raises NotAnswered or the check's error instead of printing.
     """
     if ident not in CHECKS:
         raise ValueError(f"no exercise {ident!r}: the exercises are {', '.join(sorted(CHECKS))}.")
@@ -41,16 +41,15 @@ def check(ident: str, answer: Any, strict: bool = False) -> bool:
         if strict:
             raise
         print(f"Exercise {ident} ({title}): not answered yet. Fill in the code above and run the cell again.")
-        return False
+        return
     except Exception as err:  # a wrong answer, or one that fails to run
         if strict:
             raise
         where = "" if isinstance(err, AssertionError) else f" ({type(err).__name__} in your code: " \
             f"{traceback.format_exception_only(err)[-1].strip()})"
         print(f"Exercise {ident} ({title}): not yet right{where}. {err if isinstance(err, AssertionError) else ''}".rstrip())
-        return False
+        return
     print(f"Exercise {ident} ({title}): correct.")
-    return True
 
 
 def answered(value: Any) -> Any:
@@ -58,3 +57,129 @@ def answered(value: Any) -> Any:
     if value is Ellipsis or value is None:
         raise NotAnswered
     return value
+
+
+# --- notebook 04: the Vision Transformer ---------------------------------------------------------
+
+
+@exercise("04.1", "count the parameters")
+def _vit_parameters(answer) -> None:
+    import torch
+
+    from .vit import ViT, ViTConfig
+
+    for config in (ViTConfig(), ViTConfig(image_size=56, patch_size=7, in_channels=1, num_classes=10, dim=32, depth=4,
+                                          heads=2, mlp_ratio=2.0, pos_embed="sincos"),
+                   ViTConfig(image_size=32, patch_size=4, dim=48, depth=3, heads=3, qkv_bias=False, mlp_ratio=3.0)):
+        with torch.device("meta"):
+            real = sum(p.numel() for p in ViT(config).parameters())
+        got = answered(answer(config))
+        assert got == real, f"for dim={config.dim}, depth={config.depth}, patch={config.patch_size}, pos_embed=" \
+            f"{config.pos_embed!r}, qkv_bias={config.qkv_bias}: you count {got:,}, the model has {real:,}."
+
+
+@exercise("04.2", "the cost of smaller patches")
+def _patch_cost(answer) -> None:
+    for image_size, patch_size, tokens in ((56, 7, 65), (56, 4, 197), (224, 16, 197), (28, 7, 17)):
+        got = answered(answer(image_size, patch_size))
+        assert tuple(got) == (tokens, tokens * tokens), \
+            f"{image_size} x {image_size} pixels in patches of {patch_size}: expected {(tokens, tokens * tokens)}, got {got}."
+
+
+@exercise("04.3", "interpolate a position table")
+def _interpolate_table(answer) -> None:
+    import torch
+
+    from .tokens import PositionEmbedding, resized
+
+    torch.manual_seed(0)
+    for old, new, dim in ((8, 12, 16), (4, 8, 8), (6, 3, 4)):
+        pos = PositionEmbedding(old * old, dim, "learned", prefix=1)
+        got = answered(answer(pos.weight.detach().clone(), new))
+        want = resized(pos, new).weight.detach()
+        assert tuple(got.shape) == tuple(want.shape), f"from {old} x {old} to {new} x {new}: shape {tuple(got.shape)}, expected {tuple(want.shape)}."
+        assert torch.equal(got[0, 0], want[0, 0]), "the class token's row must stay as it is."
+        assert torch.allclose(got, want, atol=1e-5), f"from {old} x {old} to {new} x {new}: the patch rows differ from a 2D bicubic resize."
+
+
+# --- notebook 03: multi-head attention ------------------------------------------------------------
+
+
+@exercise("03.1", "heads really are separate attentions")
+def _heads_one_by_one(answer) -> None:
+    import torch
+
+    from .attention import MultiHeadSelfAttention
+
+    torch.manual_seed(0)
+    for dim, heads in ((32, 4), (24, 3), (16, 1)):
+        mhsa = MultiHeadSelfAttention(dim, heads).eval()
+        x = torch.randn(2, 9, dim)
+        got = answered(answer(mhsa, x))
+        with torch.no_grad():
+            want = mhsa(x)
+        assert tuple(got.shape) == tuple(want.shape), f"D={dim}, H={heads}: shape {tuple(got.shape)}, expected {tuple(want.shape)}."
+        assert torch.allclose(got, want, atol=1e-5), f"D={dim}, H={heads}: your heads' output differs from mhsa(X)."
+
+
+@exercise("03.2", "the entropy of attention")
+def _row_entropy(answer) -> None:
+    import torch
+
+    from .analysis import entropy
+
+    torch.manual_seed(0)
+    peaked = torch.zeros(2, 3, 5, 7)
+    peaked[..., 2] = 1.0  # every row on one key: entropy 0
+    for attn in (torch.randn(2, 3, 5, 7).softmax(-1), torch.full((1, 2, 4, 4), 0.25), peaked):
+        got = answered(answer(attn))
+        want = entropy(attn)
+        assert tuple(torch.as_tensor(got).shape) == tuple(want.shape), f"expected one value per head, shape {tuple(want.shape)}."
+        assert torch.allclose(torch.as_tensor(got, dtype=want.dtype), want, atol=1e-5), \
+            f"expected {want.tolist()}, got {torch.as_tensor(got).tolist()} (uniform rows must give 1, one-hot rows 0)."
+
+
+# --- notebook 05: DeiT ------------------------------------------------------------------------------
+
+
+def _distillation_cases():
+    """(cls logits, dist logits, labels, a teacher, its logits, images) for random batches."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    for batch, classes in ((8, 10), (5, 3)):
+        images = torch.randn(batch, 12)
+        teacher = nn.Linear(12, classes)
+        with torch.no_grad():
+            said = teacher(images)
+        yield torch.randn(batch, classes), torch.randn(batch, classes), torch.randint(0, classes, (batch,)), teacher, said, images
+
+
+@exercise("05.1", "hard distillation")
+def _hard_loss(answer) -> None:
+    import torch
+    from torch import nn
+
+    from .deit import DistillationLoss
+
+    for cls, dist, labels, teacher, said, images in _distillation_cases():
+        for alpha in (0.5, 0.2):
+            want = DistillationLoss(nn.CrossEntropyLoss(), teacher, "hard", alpha=alpha)((cls, dist), labels, images)
+            got = answered(answer(cls, dist, labels, said, alpha))
+            assert torch.allclose(torch.as_tensor(got), want, atol=1e-6), f"alpha={alpha}: expected {want.item():.5f}, got {float(got):.5f}."
+
+
+@exercise("05.2", "soft distillation")
+def _soft_loss(answer) -> None:
+    import torch
+    from torch import nn
+
+    from .deit import DistillationLoss
+
+    for cls, dist, labels, teacher, said, images in _distillation_cases():
+        for alpha, tau in ((0.1, 3.0), (0.5, 1.0)):
+            want = DistillationLoss(nn.CrossEntropyLoss(), teacher, "soft", alpha=alpha, tau=tau)((cls, dist), labels, images)
+            got = answered(answer(cls, dist, labels, said, alpha, tau))
+            assert torch.allclose(torch.as_tensor(got), want, atol=1e-6), \
+                f"alpha={alpha}, tau={tau}: expected {want.item():.5f}, got {float(got):.5f} (the KL term divided by batch x classes?)."

@@ -146,7 +146,10 @@ class Study:
         """{seed: value} of one arm; `metric` names a number of each run or one of its measures."""
         if arm not in self.runs:
             raise ValueError(f"study {self.name!r} has no arm {arm!r}; it has {self.arms}.")
-        return {s: r[metric] if metric in r else r["measures"][metric] for s, r in self.runs[arm].items()}
+        runs = self.runs[arm].items()
+        if any(metric not in r and metric not in r["measures"] for _, r in runs):
+            raise ValueError(f"study {self.name!r} did not record {metric!r}: pass measures=(..., {metric!r}) to the study.")
+        return {s: r[metric] if metric in r else r["measures"][metric] for s, r in runs}
 
     def mean(self, arm: str, metric: str = "test_acc") -> Any:
         """The mean over seeds (element by element for a measure that is a list, e.g. one value per layer)."""

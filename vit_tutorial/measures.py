@@ -3,7 +3,8 @@
 Each measure is a function (trained model, test set) -> a JSON-able value, computed once when the
 run trains and cached with it: how far each layer's attention reaches, how much of the class
 token's attention lands on the digit, how often the model agrees with the shipped CNN, ConViT's
-gates. Attention is measured on the first `IMAGES` test images.
+gates. Attention is measured on the first `IMAGES` test images. A measure that does not apply to a
+model (attention distance of a CNN) records None, so that one study can hold several kinds of model.
 """
 from __future__ import annotations
 
@@ -35,15 +36,32 @@ def _square_maps(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 def attention_distance(model: nn.Module, test_set) -> list[list[float]]:
     """Mean attention distance in pixels per layer and head (layers, heads): the ViT paper's Fig. 7 measure,
     over patch queries and keys (prefix tokens left out, each row renormalised over the patches)."""
+    if not analysis.attention_layers(model):
+        return None
     c = model.config
     maps = _square_maps(model, _inputs(model, test_set))
     return analysis.mean_attention_distance(maps, c.grid_size, c.patch_size, prefix=None).tolist()
+
+
+def digit_distance(model: nn.Module, test_set) -> dict[str, list[list[float]]] | None:
+    """Mean attention distance in pixels per layer and head, separately for query patches on the digit (its box
+    touches them) and off it: a head can look locally around the digit's strokes while the empty patches look
+    across the canvas at the digit, and the average over all queries would mix the two."""
+    if not analysis.attention_layers(model) or getattr(test_set, "boxes", None) is None:
+        return None
+    c, x = model.config, _inputs(model, test_set)
+    on = canvas.patch_mask(test_set.boxes[: len(x)], c.image_size, c.patch_size)  # (n, g, g)
+    maps = _square_maps(model, x)
+    return {"on": analysis.mean_attention_distance(maps, c.grid_size, c.patch_size, prefix=None, queries=on).tolist(),
+            "off": analysis.mean_attention_distance(maps, c.grid_size, c.patch_size, prefix=None, queries=~on).tolist()}
 
 
 def digit_share(model: nn.Module, test_set) -> dict[str, float]:
     """How much of the class token's rolled-out attention lands on the patches of the digit, against the share
     of the grid those patches cover (what looking everywhere alike would give). Models whose every layer
     sees the class token (ViT, DeiT) only; the others get the last layer's class row where they have one."""
+    if not analysis.attention_layers(model) or getattr(test_set, "boxes", None) is None:
+        return None
     c, x = model.config, _inputs(model, test_set)
     mask = canvas.patch_mask(test_set.boxes[: len(x)], c.image_size, c.patch_size)  # (n, g, g)
     maps = _square_maps(model, x)
@@ -66,18 +84,54 @@ def agreement_cnn(model: nn.Module, test_set) -> float:
     return (ours.argmax(-1) == theirs.argmax(-1)).float().mean().item()
 
 
+def head_accuracies(model: nn.Module, test_set) -> dict[str, float] | None:
+    """A DeiT student's test accuracy from its class head alone, its distillation head alone, and both
+    averaged (what it predicts at test time)."""
+    from .deit import DistilledViT, heads
+
+    if not isinstance(model, DistilledViT):
+        return None
+    x, y = _inputs(model, test_set, len(test_set)), test_set.targets
+    cls_logits, dist_logits = (t.cpu() for t in heads(model, x))
+    acc = lambda logits: (logits.argmax(-1) == y).float().mean().item()  # noqa: E731
+    return {"cls": acc(cls_logits), "dist": acc(dist_logits), "both": acc(cls_logits + dist_logits)}
+
+
+@torch.no_grad()
+def token_cosines(model: nn.Module, test_set) -> dict[str, Any] | None:
+    """A DeiT student's class and distillation tokens: the cosine similarity of the two learned vectors, and
+    of the two tokens' states after the embedding and after each block, averaged over the test images."""
+    from .deit import DistilledViT
+    from .tokens import prepend_tokens
+
+    if not isinstance(model, DistilledViT):
+        return None
+    model.eval()
+    x = _inputs(model, test_set)
+    z = model.pos_embed(prepend_tokens(model.patch_embed(x), *model.prefix_tokens()))  # (B, 2 + N, D)
+    per_layer = [torch.cosine_similarity(z[:, 0], z[:, 1], dim=-1).mean().item()]
+    for block in model.blocks:
+        z = block(z)
+        per_layer.append(torch.cosine_similarity(z[:, 0], z[:, 1], dim=-1).mean().item())
+    learned = torch.cosine_similarity(model.cls_token.flatten(), model.dist_token.flatten(), dim=0).item()
+    return {"tokens": learned, "per_layer": per_layer}
+
+
 def gates(model: nn.Module, test_set) -> list[list[float]]:
     """ConViT's gates sigmoid(lambda) per GPSA layer and head: 1 = purely positional attention."""
-    return model.gates().detach().cpu().tolist()
+    return model.gates().detach().cpu().tolist() if hasattr(model, "gates") else None
 
 
 def position_relations(model: nn.Module, test_set) -> dict[str, float]:
     """Mean cosine similarity of the position table's rows by how their patches lie (`analysis.position_relations`)."""
+    if not hasattr(model, "pos_embed"):
+        return None
     sim = analysis.position_similarity(model.pos_embed)
     return analysis.position_relations(sim, model.config.grid_size)
 
 
 MEASURES: dict[str, Callable[[nn.Module, Any], Any]] = {
-    "attention_distance": attention_distance, "digit_share": digit_share, "agreement_cnn": agreement_cnn, "gates": gates,
-    "position_relations": position_relations,
+    "attention_distance": attention_distance, "digit_distance": digit_distance, "digit_share": digit_share, "agreement_cnn": agreement_cnn, "gates": gates,
+    "position_relations": position_relations, "head_accuracies": head_accuracies,
+    "token_cosines": token_cosines,
 }

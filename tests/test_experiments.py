@@ -6,14 +6,14 @@ import time
 import pytest
 import torch
 
-from vit_tutorial import checkpoint, experiments, profiles
+from vit_tutorial import checkpoint, experiments, profiles, studies
 
 
 @pytest.fixture
 def cached_profile(tmp_path, monkeypatch):
     """A profile that caches like `cpu` (its name) but trains the tiny smoke runs, with data/ in a temp folder."""
     monkeypatch.setenv("VIT_TUTORIAL_DATA", str(tmp_path))
-    monkeypatch.delenv(experiments.ENV_RERUN, raising=False)
+    monkeypatch.delenv(studies.ENV_RERUN, raising=False)
     smoke = profiles.get("smoke")
     return profiles.Profile("cpu", smoke.dataset, smoke.runs, seeds=(0, 1, 2))
 
@@ -52,63 +52,63 @@ def test_a_fraction_trains_as_many_steps_as_the_whole_data():
 
 
 def test_runs_are_cached_by_their_settings(cached_profile, monkeypatch, capsys):
-    record, cached = experiments.run("cnn", cached_profile, seed=1, progress=False)
+    record, cached = studies.run("cnn", cached_profile, seed=1, progress=False)
     assert not cached and 0 <= record["test_acc"] <= 1 and record["seed"] == 1
-    files = list(experiments.results_dir(cached_profile).glob("cnn-*-s1.json"))
+    files = list(studies.results_dir(cached_profile).glob("cnn-*-s1.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["test_acc"] == record["test_acc"]
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained although a cached run matched")
 
-    monkeypatch.setattr(experiments, "fit_profile", no_training)
-    again, cached = experiments.run("cnn", cached_profile, seed=1, progress=False)
+    monkeypatch.setattr(studies, "fit_profile", no_training)
+    again, cached = studies.run("cnn", cached_profile, seed=1, progress=False)
     assert cached and again == record and "loaded the cached run" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="trained although"):  # another setting: another run
-        experiments.run("cnn", cached_profile, seed=1, lr=1e-3, progress=False)
+        studies.run("cnn", cached_profile, seed=1, lr=1e-3, progress=False)
     with pytest.raises(AssertionError, match="trained although"):  # asked to train again
-        experiments.run("cnn", cached_profile, seed=1, rerun=True, progress=False)
-    monkeypatch.setenv(experiments.ENV_RERUN, str(int(time.time()) + 60))  # make results: older runs are stale
+        studies.run("cnn", cached_profile, seed=1, rerun=True, progress=False)
+    monkeypatch.setenv(studies.ENV_RERUN, str(int(time.time()) + 60))  # make results: older runs are stale
     with pytest.raises(AssertionError, match="trained although"):
-        experiments.run("cnn", cached_profile, seed=1, progress=False)
-    monkeypatch.setenv(experiments.ENV_RERUN, str(int(time.time()) - 3600))  # ... and newer ones are kept
-    assert experiments.run("cnn", cached_profile, seed=1, progress=False)[1]
+        studies.run("cnn", cached_profile, seed=1, progress=False)
+    monkeypatch.setenv(studies.ENV_RERUN, str(int(time.time()) - 3600))  # ... and newer ones are kept
+    assert studies.run("cnn", cached_profile, seed=1, progress=False)[1]
 
 
 def test_smoke_never_writes(tmp_path, monkeypatch):
     monkeypatch.setenv("VIT_TUTORIAL_DATA", str(tmp_path))
-    experiments.run("cnn", "smoke", progress=False)
+    studies.run("cnn", "smoke", progress=False)
     assert not (tmp_path / "results").exists()
 
 
 def test_a_study_pairs_seeds_and_draws_the_verdict(cached_profile, capsys):
     arms = {"CNN": dict(kind="cnn", progress=False), "CNN, lr / 10": dict(kind="cnn", lr=6e-4, progress=False)}
-    s = experiments.study("demo", cached_profile, arms)
+    s = studies.study("demo", cached_profile, arms)
     assert s.arms == ["CNN", "CNN, lr / 10"] and set(s.values("CNN")) == {0, 1, 2}
     v = s.verdict("CNN", "CNN, lr / 10")
     assert len(v.differences) == 3 and v.words in ("CNN is higher", "CNN, lr / 10 is higher", "too close to call")
     assert "CNN, lr / 10" in s.table() and "6 runs trained" in capsys.readouterr().out
-    again = experiments.study("demo", cached_profile, arms)
+    again = studies.study("demo", cached_profile, arms)
     assert again.values("CNN") == s.values("CNN") and "6 runs (2 arms x 3 seeds) loaded" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no arm 'ViT'"):
         s.values("ViT")
 
 
 def test_measures_are_recorded_and_a_missing_one_retrains(cached_profile):
-    record, _ = experiments.run("vit", cached_profile, measures=("attention_distance",), progress=False)
+    record, _ = studies.run("vit", cached_profile, measures=("attention_distance",), progress=False)
     distances = record["measures"]["attention_distance"]
     assert len(distances) == cached_profile.run("vit")["model"]["depth"] and all(d > 0 for row in distances for d in row)
-    record2, cached = experiments.run("vit", cached_profile, measures=("attention_distance", "digit_share"), progress=False)
+    record2, cached = studies.run("vit", cached_profile, measures=("attention_distance", "digit_share"), progress=False)
     assert not cached and 0 < record2["measures"]["digit_share"]["area"] < 1
 
 
 def test_bad_studies_are_refused(cached_profile):
     with pytest.raises(ValueError, match="unknown measures \\['nope'\\]"):
-        experiments.study("x", cached_profile, {"a": dict(kind="cnn")}, measures=("nope",))
+        studies.study("x", cached_profile, {"a": dict(kind="cnn")}, measures=("nope",))
     with pytest.raises(ValueError, match="each with a kind"):
-        experiments.study("x", cached_profile, {"a": dict(lr=1e-3)})
+        studies.study("x", cached_profile, {"a": dict(lr=1e-3)})
     with pytest.raises(ValueError, match="unknown setting"):
-        experiments.study("x", cached_profile, {"a": dict(kind="cnn", patch_size=3)})
-    one_seed = experiments.study("x", profiles.get("smoke"), {"a": dict(kind="cnn", progress=False),
+        studies.study("x", cached_profile, {"a": dict(kind="cnn", patch_size=3)})
+    one_seed = studies.study("x", profiles.get("smoke"), {"a": dict(kind="cnn", progress=False),
                                                               "b": dict(kind="cnn", lr=1e-3, progress=False)})
     assert "no verdict" in str(one_seed.verdict("a", "b"))
     assert torch.isfinite(torch.tensor(one_seed.mean("a")))

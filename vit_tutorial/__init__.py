@@ -11,7 +11,7 @@ from .vit import ViT, ViTConfig
 
 __version__ = "0.1.0"
 _MODULES = (
-    "tokens", "attention", "blocks", "canvas", "charts", "diagrams", "exercises", "measures", "verdict", "vit", "deit", "convit", "cait", "cnn",
+    "tokens", "attention", "blocks", "canvas", "charts", "diagrams", "exercises", "measures", "studies", "verdict", "vit", "deit", "convit", "cait", "mixer", "cnn",
     "models", "data", "display", "train", "experiments", "checkpoint", "analysis", "plots", "timm_compat", "profiles",
     "checks", "devices", "folders", "history", "resuming", "state_tree", "cifar10", "timm_audit",
 )

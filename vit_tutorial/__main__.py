@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-KINDS = ("vit", "cnn", "deit", "convit", "cait")
+KINDS = ("vit", "cnn", "deit", "convit", "cait", "mixer")
 PROFILES = ("smoke", "cpu", "gpu")
 
 

@@ -150,6 +150,7 @@ class CaiTConfig(GridConfig):
     init_values: float | None = None  # LayerScale's start; None: the paper's rule for this depth
     depth_token_only: int = 2  # class-attention blocks
     talking_heads: bool = True  # False: plain multi-head self-attention, for comparison
+    pos_embed: str = "learned"  # or "sincos" (a fixed 2D table, as the canvas ViT's)
 
     def __post_init__(self) -> None:
         self.check()
@@ -173,7 +174,7 @@ class CaiT(nn.Module):
         super().__init__()
         self.config = c = make_config(CaiTConfig, config, kwargs)
         self.patch_embed = PatchEmbed(c.image_size, c.patch_size, c.in_channels, c.dim)
-        self.pos_embed = PositionEmbedding(c.num_patches, c.dim)  # no class-token slot
+        self.pos_embed = PositionEmbedding(c.num_patches, c.dim, c.pos_embed)  # no class-token slot
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
         self.blocks = nn.Sequential(
             *[

@@ -35,6 +35,8 @@ RULES: dict[str, Rule] = {
     "blocks": (lambda v: 1 <= len(v) <= 8 and all(1 <= n <= 64 for n in v),
                "1 to 8 stages of 1 to 64 blocks each, e.g. (2, 2, 2)"),
     "mlp_ratio": (lambda v: 0 < v <= 64, "in (0, 64]"),
+    "tokens_ratio": (lambda v: 0 < v <= 64, "in (0, 64]"),
+    "channels_ratio": (lambda v: 0 < v <= 64, "in (0, 64]"),
     "drop_path": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "drop": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "locality_strength": (lambda v: 0 <= v <= 1000, "in [0, 1000] (0: no locality)"),

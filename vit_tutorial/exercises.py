@@ -183,3 +183,60 @@ def _soft_loss(answer) -> None:
             got = answered(answer(cls, dist, labels, said, alpha, tau))
             assert torch.allclose(torch.as_tensor(got), want, atol=1e-6), \
                 f"alpha={alpha}, tau={tau}: expected {want.item():.5f}, got {float(got):.5f} (the KL term divided by batch x classes?)."
+
+
+# --- notebook 07: CaiT --------------------------------------------------------------------------------
+
+
+@exercise("07.1", "CaiT's starting value")
+def _cait_epsilon(answer) -> None:
+    for depth, eps in ((6, 0.1), (18, 0.1), (19, 1e-5), (24, 1e-5), (25, 1e-6), (36, 1e-6), (48, 1e-6)):
+        got = answered(answer(depth))
+        assert abs(float(got) - eps) <= 1e-12, f"depth {depth}: CaiT starts at {eps:g}, you give {got}."
+
+
+@exercise("07.2", "class attention is one row of self-attention")
+def _class_row(answer) -> None:
+    import torch
+
+    from .attention import MultiHeadSelfAttention
+
+    torch.manual_seed(0)
+    for dim, heads, tokens in ((16, 4, 10), (12, 3, 5)):
+        sa = MultiHeadSelfAttention(dim, heads).eval()
+        z = torch.randn(2, tokens, dim)
+        with torch.no_grad():
+            want = sa(z)[:, :1]
+            got = answered(answer(sa, z))
+        assert tuple(got.shape) == tuple(want.shape), f"expected the class token's output, shape {tuple(want.shape)}; got {tuple(got.shape)}."
+        assert torch.allclose(got, want, atol=1e-5), "your class-token output differs from row 0 of sa(z)."
+
+
+# --- notebook 06: ConViT -------------------------------------------------------------------------------
+
+
+@exercise("06.1", "a head's kernel by hand")
+def _positional_kernel(answer) -> None:
+    import torch
+
+    from .convit import GPSA, kernel_offsets, relative_positions
+
+    for grid, heads, alpha in ((5, 9, 1.0), (4, 4, 3.0), (6, 9, 0.3)):
+        layer = GPSA(dim=4 * heads, heads=heads, num_patches=grid * grid, locality_strength=alpha)
+        offsets = kernel_offsets(heads)
+        with torch.no_grad():
+            want = layer.positional_attention()
+        for h in range(len(offsets)):
+            got = answered(answer(relative_positions(grid), offsets[h], alpha))
+            assert tuple(got.shape) == (grid * grid, grid * grid), f"expected an (N, N) matrix, got {tuple(got.shape)}."
+            assert torch.allclose(got, want[h], atol=1e-5), f"grid {grid}, head {h}, alpha {alpha}: differs from GPSA's kernel."
+
+
+@exercise("06.2", "no locality at all")
+def _alpha_zero(answer) -> None:
+    import torch
+
+    for heads, grid in ((9, 8), (4, 5)):
+        got = answered(answer(heads, grid))
+        assert tuple(got.shape) == (heads, grid, grid), f"expected (heads, grid, grid) = {(heads, grid, grid)}, got {tuple(got.shape)}."
+        assert torch.allclose(got, torch.full_like(got, 1 / grid**2), atol=1e-6), "with alpha = 0 every kernel is uniform: 1 / N everywhere."

@@ -56,19 +56,27 @@ def digit_distance(model: nn.Module, test_set) -> dict[str, list[list[float]]] |
             "off": analysis.mean_attention_distance(maps, c.grid_size, c.patch_size, prefix=None, queries=~on).tolist()}
 
 
-def digit_share(model: nn.Module, test_set) -> dict[str, float]:
-    """How much of the class token's rolled-out attention lands on the patches of the digit, against the share
-    of the grid those patches cover (what looking everywhere alike would give). Models whose every layer
-    sees the class token (ViT, DeiT) only; the others get the last layer's class row where they have one."""
+def digit_share(model: nn.Module, test_set) -> dict[str, float] | None:
+    """How much of the class token's attention lands on the patches of the digit, against the share of the
+    grid those patches cover (what looking everywhere alike would give). For a ViT or DeiT, whose every
+    layer sees the class token, its row of the attention rollout; for CaiT, the last class-attention
+    block's maps; for ConViT, whose class token joins late, its row in the last layer; heads averaged."""
     if not analysis.attention_layers(model) or getattr(test_set, "boxes", None) is None:
         return None
     c, x = model.config, _inputs(model, test_set)
     mask = canvas.patch_mask(test_set.boxes[: len(x)], c.image_size, c.patch_size)  # (n, g, g)
-    maps = _square_maps(model, x)
-    prefix = maps[-1].shape[-1] - c.num_patches
-    rolled = analysis.rollout(maps)[:, 0] if len({a.shape for a in maps}) == 1 else maps[-1].mean(1)[:, 0]  # (n, T)
-    return {"on_digit": analysis.share_on(analysis.token_grid(rolled, prefix), mask).mean().item(),
-            "area": mask.float().mean().item()}
+    was_training = model.training
+    with torch.no_grad(), analysis.record_attention(model.eval()) as maps:
+        model(x)
+    model.train(was_training)
+    if maps[-1].shape[-2] == 1:  # CaiT's class attention: (n, H, 1, 1 + N)
+        row = maps[-1].mean(1)[:, 0]  # (n, 1 + N)
+    elif len({a.shape for a in maps}) == 1:  # every layer with the class token
+        row = analysis.rollout(maps)[:, 0]
+    else:  # ConViT: the class token is in the last layers only
+        row = maps[-1].mean(1)[:, 0]
+    shares = analysis.share_on(analysis.token_grid(row.cpu(), row.shape[-1] - c.num_patches), mask)  # (n,)
+    return {"on_digit": shares.mean().item(), "area": mask.float().mean().item()}
 
 
 def agreement_cnn(model: nn.Module, test_set) -> float:
@@ -130,8 +138,17 @@ def position_relations(model: nn.Module, test_set) -> dict[str, float]:
     return analysis.position_relations(sim, model.config.grid_size)
 
 
+def positional_spread(model: nn.Module, test_set) -> list[list[float]] | None:
+    """How wide each GPSA head's positional attention is, seen from the central query: the standard deviation
+    of the offsets it attends to, in patches (GPSA layers, heads). A local kernel is narrow (about 1 patch)."""
+    if not hasattr(model, "gpsa_layers"):
+        return None
+    with torch.no_grad():
+        return [layer.kernel_centres_and_spread()[1].cpu().tolist() for layer in model.gpsa_layers()]
+
+
 MEASURES: dict[str, Callable[[nn.Module, Any], Any]] = {
     "attention_distance": attention_distance, "digit_distance": digit_distance, "digit_share": digit_share, "agreement_cnn": agreement_cnn, "gates": gates,
     "position_relations": position_relations, "head_accuracies": head_accuracies,
-    "token_cosines": token_cosines,
+    "token_cosines": token_cosines, "positional_spread": positional_spread,
 }

@@ -17,6 +17,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "deit": ("vit_tutorial.deit", "DistilledViT"),
     "convit": ("vit_tutorial.convit", "ConViT"),
     "cait": ("vit_tutorial.cait", "CaiT"),
+    "mixer": ("vit_tutorial.mixer", "Mixer"),
 }
 
 

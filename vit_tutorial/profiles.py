@@ -65,7 +65,9 @@ def _tiny(run: dict, **changes) -> dict:
     """The smoke version of a cpu run: the same code at a tiny size (one epoch on a quarter of the data)."""
     run = copy.deepcopy(run)
     if "dim" in run.get("model", {}):
-        run["model"].update(dim=16, depth=min(run["model"]["depth"], 2), heads=2)
+        run["model"].update(dim=16, depth=min(run["model"]["depth"], 2))
+        if "heads" in run["model"]:
+            run["model"]["heads"] = 2
         if "local_up_to_layer" in run["model"]:  # ConViT: one GPSA block, then one with the class token
             run["model"]["local_up_to_layer"] = 1
     elif "width" in run.get("model", {}):
@@ -106,20 +108,27 @@ _CPU_RUNS = {
                  alpha=0.5, tau=1.0),
     # the regularisation ablation: 10% of the training set for 300 epochs, the ViT recipe's augmentation kept
     "deit_ablation": dict(_VIT, fraction=0.1, steps=2100, drop_path=0.1, erasing=0.25),
+    # notebook 06 (and `make checkpoints` for convit): ConViT with 9 heads (3 x 3 kernels) against a ViT of the
+    # same size, both with the ViT recipe's training; 9 heads of 4 channels cost three times the recipe ViT's time
+    # per image, so the sweep gives every run 20 epochs' worth of steps at 100 % (1260), the same at every fraction
     "convit_pictures": dict(grid=9, heads=9, alphas=(0.0, 0.3, 1.0, 3.0)),
-    "convit": dict(model=dict(_CANVAS, patch_size=7, dim=48, depth=4, heads=4, mlp_ratio=2.0, qkv_bias=False,
-                              local_up_to_layer=3), epochs=30, batch_size=64, lr=6e-3, warmup_epochs=2, augment=dict(relocate=True)),
-    "convit_vit": dict(model=dict(_CANVAS, patch_size=7, dim=48, depth=4, heads=4, mlp_ratio=2.0, qkv_bias=False),
-                       epochs=30, batch_size=64, lr=6e-3, warmup_epochs=2, augment=dict(relocate=True)),
-    "convit_sweep": dict(fractions=(0.01, 0.05, 0.1, 0.25, 1.0), seeds=(0, 1, 2), repeat_below=0.05, images=500, shipped=False),
-    "layerscale": dict(model=dict(_MNIST, patch_size=7, dim=32, depth=12, heads=2, mlp_ratio=2.0), epochs=15, batch_size=128,
-                       lr=1e-2, warmup_epochs=2, init_values=0.1, seeds=(0, 1), dataset="mnist5k"),
-    "cait": dict(model=dict(_CANVAS, patch_size=7, dim=48, depth=3, heads=2, mlp_ratio=2.0, depth_token_only=1), epochs=30,
-                 batch_size=64, lr=6e-3, warmup_epochs=2, augment=dict(relocate=True)),
-    "cait_vit": dict(model=dict(_CANVAS, patch_size=7, dim=48, depth=4, heads=2, mlp_ratio=2.0), epochs=30,
-                     batch_size=64, lr=6e-3, warmup_epochs=2, augment=dict(relocate=True)),
-    "cait_study": dict(shipped=False, digits=4),
+    "convit": dict(_VIT, model=dict(_CANVAS, patch_size=7, dim=36, depth=4, heads=9, mlp_ratio=2.0, local_up_to_layer=3),
+                   epochs=20),
+    "convit_vit": dict(_VIT, model=dict(_VIT["model"], dim=36, heads=9), epochs=20),
+    "convit_sweep": dict(fractions=(0.02, 0.05, 0.1, 0.3, 0.5, 1.0), long_steps=4725, images=500),
+    # notebook 07 (and `make checkpoints` for cait): LayerScale across depths on the plain digits (width 32: cheap
+    # enough for 48 blocks), its arms with and without LayerScale at `lrs`; CaiT (3 self-attention + 1 class-attention
+    # blocks: the ViT recipe's 4) trained with the ViT recipe on the canvas; class attention's maps; attention cost
+    "layerscale": dict(model=dict(_MNIST, patch_size=7, dim=32, depth=12, heads=2, mlp_ratio=2.0), epochs=10, batch_size=128,
+                       lr=3e-3, warmup_epochs=1, label_smoothing=0.0, dataset="mnist5k", augment=dict(shift=2),
+                       depths=(6, 12, 24, 48), lrs=(3e-3, 1e-2)),
+    "cait": dict(_VIT, model=dict(_VIT["model"], depth=3, depth_token_only=1)),
+    "cait_study": dict(digits=4, images=1000),
     "cait_cost": dict(dim=192, heads=4, batch=1, tokens=(64, 128, 256, 512, 1024, 2048), repeats=3),
+    # notebook 08 (and `make checkpoints`): MLP-Mixer with the ViT recipe's training and about its parameters;
+    # its cost against attention for canvases of these sizes (7-pixel patches: 16 to 256 tokens)
+    "mixer": dict(_VIT, model=dict(_CANVAS, patch_size=7, dim=32, depth=4, tokens_ratio=1.0, channels_ratio=2.0)),
+    "mixer_cost": dict(sizes=(28, 56, 84, 112), batch=64, repeats=3),
 }
 
 _SMOKE_RUNS = {
@@ -136,9 +145,10 @@ _SMOKE_RUNS = {
     "resolution": dict(size=84, images=100),
     "deit_pictures": dict(depth=12, drop_path=0.3, samples=24, count_samples=4000, images=8),
     "deit_ablation": _tiny(_CPU_RUNS["deit_ablation"], steps=20),
-    "convit_sweep": dict(fractions=(0.05,), seeds=(0,), repeat_below=0.1, images=100, shipped=True),
-    "layerscale": _tiny(_CPU_RUNS["layerscale"], seeds=(0,)),
-    "cait_study": dict(shipped=True, digits=2),
+    "convit_sweep": dict(fractions=(0.05, 1.0), long_steps=20, images=100),
+    "layerscale": _tiny(_CPU_RUNS["layerscale"], depths=(2, 4), lrs=(3e-3, 1e-2)),
+    "cait_study": dict(digits=2, images=100),
+    "mixer_cost": dict(sizes=(28, 56), batch=8, repeats=1),
     "cait_cost": dict(dim=192, heads=4, batch=1, tokens=(32, 64, 128, 256), repeats=2),
 }
 
@@ -181,15 +191,16 @@ _PROFILES: dict[str, Profile] = {
                            augment=dict(shift=4, flip=True)),
             "convit_vit": dict(model=dict(_CIFAR, patch_size=4, dim=192, depth=9, heads=4, mlp_ratio=2.0, drop_path=0.1, qkv_bias=False),
                                epochs=50, batch_size=256, lr=1e-3, warmup_epochs=5, augment=dict(shift=4, flip=True)),
-            "convit_sweep": dict(fractions=(0.01, 0.05, 0.1, 0.25, 1.0), seeds=(0, 1, 2), repeat_below=0.3, images=500, shipped=False),
+            "convit_sweep": dict(fractions=(0.02, 0.05, 0.1, 0.3, 0.5, 1.0), long_steps=20000, images=500),
             "layerscale": dict(model=dict(_CIFAR, patch_size=4, dim=96, depth=12, heads=3, mlp_ratio=2.0), epochs=30, batch_size=256,
-                               lr=2e-3, warmup_epochs=3, augment=dict(shift=4, flip=True), init_values=0.1, seeds=(0, 1)),
-            "cait": dict(model=dict(_CIFAR, patch_size=4, dim=192, depth=7, heads=3, mlp_ratio=2.0, drop_path=0.1, depth_token_only=2),
+                               lr=2e-3, warmup_epochs=3, augment=dict(shift=4, flip=True), depths=(6, 12, 24, 48), lrs=(2e-3, 6e-3)),
+            "cait": dict(model=dict(_CIFAR, patch_size=4, dim=192, depth=8, heads=3, mlp_ratio=2.0, drop_path=0.1, depth_token_only=1),
                          epochs=50, batch_size=256, lr=1e-3, warmup_epochs=5, augment=dict(shift=4, flip=True)),
-            "cait_vit": dict(model=dict(_CIFAR, patch_size=4, dim=192, depth=9, heads=3, mlp_ratio=2.0, drop_path=0.1),
-                             epochs=50, batch_size=256, lr=1e-3, warmup_epochs=5, augment=dict(shift=4, flip=True)),
-            "cait_study": dict(shipped=False, digits=4),
+            "cait_study": dict(digits=4, images=1000),
             "cait_cost": dict(dim=192, heads=4, batch=1, tokens=(256, 512, 1024, 2048, 4096, 8192), repeats=5),
+            "mixer": dict(model=dict(_CIFAR, patch_size=4, dim=192, depth=9, tokens_ratio=1.0, channels_ratio=2.0, drop_path=0.1),
+                          epochs=50, batch_size=256, lr=1e-3, warmup_epochs=5, augment=dict(shift=4, flip=True)),
+            "mixer_cost": dict(sizes=(32, 64, 96, 128), batch=256, repeats=5),
         },
     ),
 }

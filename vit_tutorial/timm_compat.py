@@ -193,6 +193,8 @@ def _cait_to_timm(model: nn.Module) -> nn.Module:
     from timm.models.vision_transformer import Attention
 
     c = model.config
+    if c.pos_embed != "learned":
+        raise ValueError(f"to_timm supports a learned position embedding; this CaiT has pos_embed={c.pos_embed!r}.")
     return Cait(
         img_size=c.image_size, patch_size=c.patch_size, in_chans=c.in_channels, num_classes=c.num_classes,
         embed_dim=c.dim, depth=c.depth, num_heads=c.heads, mlp_ratio=c.mlp_ratio, qkv_bias=c.qkv_bias,

@@ -24,7 +24,7 @@ from vit_tutorial import checkpoint, experiments
 
 ROOT = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 # name -> (model kind, profile run): a checkpoint per name, in this order (DeiT's students after their teachers)
-SHIPPED = {"cnn": ("cnn", "cnn"), "vit": ("vit", "vit"), "cnn_weak": ("cnn", "cnn_weak"), "deit": ("deit", "deit"),
+SHIPPED = {"cnn": ("cnn", "cnn"), "vit": ("vit", "vit"), "vit_learned": ("vit", "vit_learned"), "cnn_weak": ("cnn", "cnn_weak"), "deit": ("deit", "deit"),
            "convit": ("convit", "convit"), "cait": ("cait", "cait"), "mixer": ("mixer", "mixer")}
 
 

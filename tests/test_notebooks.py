@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = ["01_tokens", "02_self_attention", "03_multi_head", "04_vit", "05_deit", "06_convit", "07_cait"]
+EXPECTED = ["01_tokens", "02_self_attention", "03_multi_head", "04_vit", "05_deit", "06_convit", "07_cait", "08_mixer"]
 ABSOLUTE = re.compile(r"(/work/|/home/\w|/Users/\w|/root/|/tmp/|[A-Z]:\\\\)")
 HARD_DEVICE = re.compile(r"""(\.cuda\(\)|["']cuda(:\d)?["']|device\s*=\s*["']cpu["'])""")
 

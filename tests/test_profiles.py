@@ -38,7 +38,7 @@ def test_seed_everything_repeats_random_numbers():
     assert profiles.device().type in ("cpu", "cuda")
 
 
-MODEL_OF_RUN = {"vit": "vit", "cnn": "cnn", "norm_placement": "vit", "cnn_weak": "cnn", "deit": "deit", "deit_ablation": "vit", "convit": "convit",
+MODEL_OF_RUN = {"vit": "vit", "vit_learned": "vit", "cnn": "cnn", "norm_placement": "vit", "cnn_weak": "cnn", "deit": "deit", "deit_ablation": "vit", "convit": "convit",
                 "convit_vit": "vit", "layerscale": "vit", "cait": "cait", "mixer": "mixer"}
 
 

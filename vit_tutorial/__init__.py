@@ -11,9 +11,9 @@ from .vit import ViT, ViTConfig
 
 __version__ = "0.1.0"
 _MODULES = (
-    "tokens", "attention", "blocks", "canvas", "charts", "diagrams", "exercises", "measures", "studies", "verdict", "vit", "deit", "convit", "cait", "mixer", "cnn",
+    "tokens", "attention", "blocks", "canvas", "charts", "diagrams", "exercises", "exercise_checks", "measures", "studies", "verdict", "vit", "deit", "convit", "cait", "mixer", "cnn",
     "models", "data", "display", "train", "experiments", "checkpoint", "analysis", "plots", "timm_compat", "profiles",
-    "checks", "devices", "folders", "history", "resuming", "state_tree", "cifar10", "timm_audit",
+    "checks", "devices", "folders", "history", "resuming", "state_tree", "cifar10", "timm_audit", "timm_families",
 )
 
 

@@ -16,7 +16,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .blocks import MLP, DropPath, drop_path_rates, init_weights, layer_norm
+from .blocks import MLP, DropPath, init_weights, layer_norm
 from .checks import MAX_PATCHES, check_fields, check_size, make_config
 from .tokens import PatchEmbed, check_patch_grid
 
@@ -96,8 +96,9 @@ class Mixer(nn.Module):
         super().__init__()
         self.config = c = make_config(MixerConfig, config, kwargs)
         self.patch_embed = PatchEmbed(c.image_size, c.patch_size, c.in_channels, c.dim)
-        self.blocks = nn.Sequential(*[MixerBlock(c.dim, c.num_patches, c.tokens_hidden, c.channels_hidden, dp)
-                                      for dp in drop_path_rates(c.drop_path, c.depth)])
+        # one stochastic-depth rate in every block, as timm's MlpMixer (a ViT's grows with depth)
+        self.blocks = nn.Sequential(*[MixerBlock(c.dim, c.num_patches, c.tokens_hidden, c.channels_hidden, c.drop_path)
+                                      for _ in range(c.depth)])
         self.norm = layer_norm(c.dim)
         self.head = nn.Linear(c.dim, c.num_classes)
         self.apply(init_weights)
@@ -114,3 +115,30 @@ class Mixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x).mean(dim=1))  # (B, classes)
+
+
+def at_image_size(model: Mixer, image_size: int) -> Mixer:
+    """A copy of `model` for images of another size with the same patches. A ViT only has to resize its
+    position table; a Mixer's token-mixing weights *are* its positions: every weight of the first layer of a
+    token-mixing MLP belongs to one input patch, every output of its second layer to one patch. So each
+    hidden unit's (grid, grid) map of weights is resized (bilinear) to the new grid, input weights scaled by
+    old / new number of patches so that a unit sums about as much input as before."""
+    from dataclasses import replace
+
+    import torch.nn.functional as F
+
+    c = model.config
+    new = Mixer(replace(c, image_size=image_size))
+    g, h = c.grid_size, new.config.grid_size
+    resize = lambda t: F.interpolate(t, size=(h, h), mode="bilinear", align_corners=False)  # noqa: E731  (B, C, g, g)
+    weights = model.state_dict()
+    for i in range(c.depth):
+        key = f"blocks.{i}.mlp_tokens"
+        fc1 = rearrange(weights[f"{key}.fc1.weight"], "k (gh gw) -> k 1 gh gw", gh=g)  # (hidden, 1, g, g)
+        weights[f"{key}.fc1.weight"] = rearrange(resize(fc1), "k 1 gh gw -> k (gh gw)") * (g * g) / (h * h)
+        fc2 = rearrange(weights[f"{key}.fc2.weight"], "(gh gw) k -> k 1 gh gw", gh=g)  # (hidden, 1, g, g)
+        weights[f"{key}.fc2.weight"] = rearrange(resize(fc2), "k 1 gh gw -> (gh gw) k")
+        bias = rearrange(weights[f"{key}.fc2.bias"], "(gh gw) -> 1 1 gh gw", gh=g)
+        weights[f"{key}.fc2.bias"] = resize(bias).flatten()
+    new.load_state_dict(weights)
+    return new.train(model.training)

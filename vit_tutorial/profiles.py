@@ -88,6 +88,7 @@ _CPU_RUNS = {
     "multi_head": dict(dim=32, heads=4, patch_size=4, images=1000, digits=3, ablation_images=1000),
     # notebook 04 (and `make checkpoints`): the ViT and the CNN on the canvas
     "vit": _VIT,
+    "vit_learned": dict(_VIT, model=dict(_VIT["model"], pos_embed="learned")),  # the same with a learned position table
     "cnn": _CNN,
     # ViT and CNN on fractions of the training set, each trained for the full run's number of steps
     "vit_vs_cnn": dict(fractions=(1.0, 0.1, 0.03)),
@@ -163,6 +164,8 @@ _PROFILES: dict[str, Profile] = {
                 model=dict(_CIFAR, patch_size=4, dim=192, depth=9, heads=3, mlp_ratio=2.0, drop_path=0.1),
                 epochs=50, batch_size=256, lr=1e-3, warmup_epochs=5, augment=dict(shift=4, flip=True),
             ),
+            "vit_learned": dict(model=dict(_CIFAR, patch_size=4, dim=192, depth=9, heads=3, mlp_ratio=2.0, drop_path=0.1),
+                                epochs=50, batch_size=256, lr=1e-3, warmup_epochs=5, augment=dict(shift=4, flip=True)),
             "cnn": dict(model=dict(in_channels=3, num_classes=10, width=64), epochs=30, batch_size=256, lr=2e-3,
                         warmup_epochs=2, augment=dict(shift=4, flip=True)),
             "tokens": dict(photo_size=224, photo_patch=16, digit_patches=(7, 4), dim=64, sincos_dim=64, falloff_dims=(16, 32, 64, 128, 256, 768)),

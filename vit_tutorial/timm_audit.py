@@ -203,3 +203,37 @@ def audit_convit(tm: nn.Module) -> None:
         _same_rates(f, [drop_path_of(b) for b in tm.blocks], drop_path_rates(drop_path_of(tm.blocks[-1]), len(tm.blocks)), "linear")
         _uniform(f, tm.blocks[0], list(tm.blocks))
     f.refuse("ConVit")
+
+
+def audit_mixer(tm: nn.Module) -> None:
+    """Refuse a timm MlpMixer that is not our Mixer (ResMLP and gMLP are MlpMixers with other blocks)."""
+    from timm.layers import PatchEmbed
+    from timm.models.mlp_mixer import MixerBlock
+
+    f = Findings()
+    f.flag(tm.global_pool != "avg", "global_pool other than average pooling")
+    stem = tm.stem
+    if type(stem) is not PatchEmbed:
+        f.flag(True, f"stem {type(stem).__name__}")
+    else:
+        f.flag(stem.img_size is None or stem.img_size[0] != stem.img_size[1] or stem.patch_size[0] != stem.patch_size[1],
+               "non-square images or patches")
+        f.flag(not _identity(stem.norm), "a norm in the stem (stem_norm)")
+        f.flag(stem.proj.bias is None, "a patch embedding without bias")
+    f.flag(_p(getattr(tm, "head_drop", None)) > 0, "head dropout (drop_rate)")
+    f.flag(not isinstance(tm.head, nn.Linear), "no classifier head (num_classes=0)")
+    _norm(f, tm.norm, "final norm")
+    for block in tm.blocks:
+        if type(block) is not MixerBlock:
+            f.flag(True, f"blocks {type(block).__name__} (we model MixerBlock: ResMLP and gMLP differ)")
+            continue
+        _norm(f, block.norm1, "block norm")
+        _norm(f, block.norm2, "block norm")
+        _mlp(f, block.mlp_tokens)
+        _mlp(f, block.mlp_channels)
+        f.flag(_p(block.mlp_tokens.drop1) > 0 or _p(block.mlp_channels.drop1) > 0, "dropout in the MLPs (proj_drop_rate)")
+    if not f:
+        f.flag(len({drop_path_of(b) for b in tm.blocks}) > 1, "drop-path rates that vary between blocks (we model one rate)")
+        shapes = {(b.mlp_tokens.fc1.out_features, b.mlp_channels.fc1.out_features) for b in tm.blocks}
+        f.flag(len(shapes) > 1, "blocks that differ in their MLP widths")
+    f.refuse("MlpMixer")

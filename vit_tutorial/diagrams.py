@@ -30,23 +30,36 @@ class Canvas:
 
     def box(self, name: str, x: float, y: float, text: str, kind: str = "data", w: float = 2.6, h: float = 0.8,
             dashed: bool = False) -> str:
+        w = max(w, 0.115 * max(len(line) for line in text.split("\n")) + 0.35)  # wide enough for its text
         self.boxes[name] = (x, y, w, h)
         self.ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.12",
                                          fc=COLOURS[kind], ec="#555555", lw=1, ls="--" if dashed else "-"))
         self.ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
         return name
 
-    def _side(self, name: str, side: str) -> tuple[float, float]:
+    def _side(self, name: str, side: str, towards: float | None = None) -> tuple[float, float]:
         x, y, w, h = self.boxes[name]
+        if side in ("top", "bottom") and towards is not None and abs(towards - x) < w / 2 - 0.1:
+            x = towards  # a straight vertical arrow where the other box sits within this one's width
         return {"top": (x, y + h / 2), "bottom": (x, y - h / 2), "left": (x - w / 2, y), "right": (x + w / 2, y)}[side]
 
     def arrow(self, a: str, b: str, sides: str = "bottom-top", text: str | None = None, bend: float = 0.0) -> None:
-        start, end = (self._side(n, s) for n, s in zip((a, b), sides.split("-")))
+        sa, sb = sides.split("-")
+        start = self._side(a, sa, self.boxes[b][0] if sb in ("top", "bottom") else None)
+        end = self._side(b, sb, start[0] if sa in ("top", "bottom") else None)
         self.ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, lw=1, color="#333333",
                                           connectionstyle=f"arc3,rad={bend}", shrinkA=1, shrinkB=1))
         if text:
             self.ax.text((start[0] + end[0]) / 2 + 0.1, (start[1] + end[1]) / 2, text, fontsize=6.5, color="#333333",
                          ha="left", va="center")
+
+    def skip(self, a: str, b: str, x: float, text: str = "residual") -> None:
+        """A residual path: out of box `a`'s right side, down a rail at `x`, into box `b`'s right side."""
+        (xa, ya, wa, _), (xb, yb, wb, _) = self.boxes[a], self.boxes[b]
+        self.ax.plot([xa + wa / 2, x, x], [ya, ya, yb], color="#777777", lw=1)
+        self.ax.add_patch(FancyArrowPatch((x, yb), (xb + wb / 2, yb), arrowstyle="-|>", mutation_scale=9, lw=1,
+                                          color="#777777", shrinkA=0, shrinkB=1))
+        self.ax.text(x + 0.08, (ya + yb) / 2, text, fontsize=6.5, color="#555555", ha="left", va="center", rotation=90)
 
     def note(self, x: float, y: float, text: str, **kw: Any) -> None:
         self.ax.text(x, y, text, fontsize=6.8, color="#444444", **{"ha": "left", "va": "center", **kw})
@@ -106,8 +119,8 @@ def block(layer_scale: bool = False, title: str | None = None, post_norm: bool =
         chain = ("x", "ln1", "attn", "add1", "ln2", "mlp", "add2")
     for a, b in zip(chain, chain[1:]):
         c.arrow(a, b)
-    c.arrow("x", "add1", "right-right", bend=-0.5, text="residual")
-    c.arrow("add1", "add2", "right-right", bend=-0.5, text="residual")
+    c.skip("x", "add1", 5.3)
+    c.skip("add1", "add2", 5.3)
     c.note(5.2, 0.7 if not post_norm else 2.2, "the residual stream itself is never normalised" if not post_norm else
            "every output passes a LayerNorm", ha="center")
     return c.fig
@@ -135,17 +148,17 @@ def deit(config: Any = None) -> Figure:
 
 def gpsa() -> Figure:
     """GPSA: content attention and positional attention, mixed per head by a learned gate."""
-    c = Canvas(11, 7.2, "GPSA: gated positional self-attention (one head)")
-    c.box("x", 5.5, 6.6, "patch tokens x (N, D), no class token")
+    c = Canvas(12.5, 7.2, "GPSA: gated positional self-attention (one head)")
+    c.box("x", 5.9, 6.6, "patch tokens x (N, D), no class token")
     c.box("qk", 2.4, 5.2, "queries, keys\nQ = x W_q, K = x W_k", "attn")
-    c.box("r", 8.6, 5.2, "relative positions r_ij =\n(dx, dy, dx^2 + dy^2)", "token")
+    c.box("r", 9.4, 5.2, "relative positions r_ij =\n(dx, dy, dx^2 + dy^2)", "token")
     c.box("content", 2.4, 3.8, "content attention\nsoftmax(Q K^T / sqrt(d))", "attn")
-    c.box("pos", 8.6, 3.8, "positional attention\nsoftmax(v_pos . r_ij), one for all images", "token", w=3.4)
-    c.box("mix", 5.5, 2.3, "(1 - sigmoid(lambda)) content + sigmoid(lambda) positional", "norm", w=5.6)
-    c.box("out", 5.5, 0.9, "weights x values  V = x W_v", "mlp", w=3.4)
+    c.box("pos", 9.4, 3.8, "positional attention\nsoftmax(v_pos . r_ij), one for all images", "token", w=3.4)
+    c.box("mix", 5.9, 2.3, "(1 - sigmoid(lambda)) content + sigmoid(lambda) positional", "norm", w=5.6)
+    c.box("out", 5.9, 0.9, "weights x values  V = x W_v", "mlp", w=3.4)
     c.arrow("x", "qk"), c.arrow("x", "r", text="grid"), c.arrow("qk", "content"), c.arrow("r", "pos")
     c.arrow("content", "mix"), c.arrow("pos", "mix"), c.arrow("mix", "out")
-    c.note(6.7, 1.6, "gate lambda: one per head, learned (starts at sigmoid(1) = 0.73)")
+    c.note(7.2, 1.6, "gate lambda: one per head, learned (starts at sigmoid(1) = 0.73)")
     return c.fig
 
 
@@ -185,7 +198,7 @@ def cait(config: Any = None) -> Figure:
 
 def mixer(config: Any = None) -> Figure:
     """MLP-Mixer's block: an MLP across the patches (token mixing), then one across channels."""
-    c = Canvas(10, 8.4, "MLP-Mixer block: no attention, two MLPs")
+    c = Canvas(11.5, 8.4, "MLP-Mixer block: no attention, two MLPs")
     c.box("x", 3.5, 7.8, "tokens x (N patches, D channels)")
     c.box("ln1", 3.5, 6.6, "LayerNorm", "norm")
     c.box("tok", 3.5, 5.4, "token-mixing MLP, per channel\nacross the N patches (N -> N)", "attn", h=0.9)
@@ -195,6 +208,6 @@ def mixer(config: Any = None) -> Figure:
     c.box("add2", 3.5, 0.7, "+", "norm", w=0.8)
     for a, b in zip(("x", "ln1", "tok", "add1", "ln2", "ch"), ("ln1", "tok", "add1", "ln2", "ch", "add2")):
         c.arrow(a, b)
-    c.arrow("x", "add1", "right-right", bend=-0.5), c.arrow("add1", "add2", "right-right", bend=-0.5)
-    c.note(6.0, 5.4, "a fixed N x N map after training:\nthe same for every image\n(attention makes one per image)")
+    c.skip("x", "add1", 5.9), c.skip("add1", "add2", 5.9)
+    c.note(6.4, 5.4, "a fixed N x N map after training:\nthe same for every image\n(attention makes one per image)")
     return c.fig

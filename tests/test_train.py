@@ -161,7 +161,7 @@ def test_run_settings_split_a_profile_run():
 def test_fit_profile_trains_the_smoke_run(tmp_path):
     model, history = experiments.fit_profile("cnn", "smoke", epochs=1, out=tmp_path, progress=False, device="cpu")
     info = checkpoint.read_info(tmp_path)
-    assert (info["kind"], info["profile"], info["dataset"], info["epoch"]) == ("cnn", "smoke", "mnist5k", 1)
+    assert (info["kind"], info["profile"], info["dataset"], info["epoch"]) == ("cnn", "smoke", "canvas", 1)
     assert info["metrics"]["test_acc"] == history.test_acc[-1]
 
 

@@ -11,9 +11,15 @@ THREADS ?= 1
 
 .PHONY: lab test unit nbtest rehearse notebooks results checkpoints bench browser-check clean-venv
 
+# TORCH=cpu: PyTorch's CPU-only build, from PyTorch's own index, installed before the package (whose
+# requirement it then satisfies); without it pip installs the default build, with CUDA on Linux (several GB).
+TORCH ?=
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(if $(filter cpu,$(TORCH)),$(PY) -m pip install --quiet torch torchvision --index-url $(TORCH_CPU_INDEX))
 	$(PY) -m pip install --quiet -e ".[notebooks,test,timm]"
 	touch $(STAMP)
 

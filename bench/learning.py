@@ -8,7 +8,7 @@ is recorded because other processes on the machine slow training down; the proce
 (evaluation included) is a figure that other processes change less.
 Writes bench/results/learning.json.
 
-    python bench/learning.py                       # train the cpu runs of all five models
+    python bench/learning.py                       # train the cpu runs of all six models
     python bench/learning.py --from-checkpoints    # report data/checkpoints/* without training
     python bench/learning.py --profile smoke --kinds vit
 """
@@ -28,7 +28,9 @@ import torch
 from vit_tutorial import checkpoint, experiments, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ["cnn", "vit", "deit", "convit", "cait"]
+KINDS = ["cnn", "vit", "deit", "convit", "cait", "mixer"]
+# The canvas recipe's targets (cpu profile, one thread): model -> (least test accuracy, most training seconds)
+TARGETS = {"vit": (0.85, 300.0), "cnn": (0.97, None)}
 
 
 def row(kind: str, info: dict, params: int) -> dict:
@@ -41,6 +43,13 @@ def row(kind: str, info: dict, params: int) -> dict:
         "cpu_seconds": info.get("made_by", {}).get("cpu_seconds"),  # process CPU time, evaluation included
         "load_average": info.get("made_by", {}).get("load_average"),
     }
+
+
+def target(r: dict) -> dict:
+    """Whether a row meets its model's target in TARGETS (accuracy, and training time where there is one)."""
+    acc, seconds = TARGETS[r["model"]]
+    met = r["test_acc"] >= acc and (seconds is None or r["train_seconds"] <= seconds)
+    return {"test_acc": acc, "train_seconds": seconds, "met": met}
 
 
 def trained(kind: str, profile: str, seed: int) -> dict:
@@ -80,6 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         cpu = f"{r['cpu_seconds']:7.0f}" if r["cpu_seconds"] is not None else f"{'-':>7}"
         print(f"{r['model']:8} {r['test_acc']:9.2%} {r['best_test_acc']:7.2%} {r['epochs']:6d} "
               f"{r['train_seconds']:8.1f} {cpu} {r['params']:9,d} {r['images_per_s']:9.0f}")
+    for r in rows:
+        if args.profile == "cpu" and r["model"] in TARGETS:
+            r["target"] = target(r)
+            acc, seconds = TARGETS[r["model"]]
+            print(f"target {r['model']}: at least {acc:.0%}" + (f" in at most {seconds:.0f} s" if seconds else "")
+                  + f": {'met' if r['target']['met'] else 'not met'} ({r['test_acc']:.2%} in {r['train_seconds']:.0f} s)")
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -119,3 +118,34 @@ def test_fit_speed_compare_break_even(monkeypatch):
     assert c["break_even_steps"] == 1490  # 29.8 s / 0.02 s saved per step
     slower = module.compare(eager, compiled | dict(steady_epoch_s=1.1, steady_img_s=90.0))
     assert slower["break_even_steps"] is None
+
+
+def _learning(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("bench_learning", BENCH / "learning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_learning_trains_the_smoke_runs(monkeypatch, tmp_path):
+    learning = _learning(monkeypatch)
+    threads = torch.get_num_threads()
+    try:
+        learning.main(["--profile", "smoke", "--kinds", "cnn", "mixer", "--threads", "1", "--out", str(tmp_path / "l.json")])
+    finally:
+        torch.set_num_threads(threads)
+    info = json.loads((tmp_path / "l.json").read_text())
+    assert [r["model"] for r in info["rows"]] == ["cnn", "mixer"] and info["source"] == "trained, profile smoke"
+    for r in info["rows"]:
+        assert 0 <= r["test_acc"] <= 1 and r["train_seconds"] > 0 and r["params"] > 0 and r["epochs"] == 1
+        assert "target" not in r  # targets are the cpu profile's
+
+
+@pytest.mark.parametrize("model, acc, seconds, met", [
+    ("vit", 0.86, 290.0, True), ("vit", 0.86, 310.0, False), ("vit", 0.84, 100.0, False),
+    ("cnn", 0.975, 1e6, True), ("cnn", 0.965, 10.0, False),
+])
+def test_learning_targets(monkeypatch, model, acc, seconds, met):
+    learning = _learning(monkeypatch)
+    assert learning.target({"model": model, "test_acc": acc, "train_seconds": seconds})["met"] is met

@@ -41,6 +41,21 @@ def test_ci_calls_make_test_and_readme_starts_with_the_commands():
     assert "make lab" in first_block and "make test" in first_block
 
 
+def _install_commands(*args: str) -> str:
+    # What `make` would run to create .venv (dry run, forced: nothing is installed).
+    return subprocess.run(["make", "-n", "-B", ".venv/.installed", *args], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_torch_cpu_installs_pytorchs_cpu_build_before_the_package():
+    lines = _install_commands("TORCH=cpu").splitlines()
+    cpu = [i for i, line in enumerate(lines) if "download.pytorch.org/whl/cpu" in line]
+    package = [i for i, line in enumerate(lines) if '-e ".[' in line]
+    assert len(cpu) == 1 and "torch torchvision" in lines[cpu[0]]
+    assert package and cpu[0] < package[0]  # torch first: the package's requirement is then satisfied
+    assert "download.pytorch.org" not in _install_commands()  # the default install uses the registry
+
+
 def test_import_is_quick_and_offline():
     code = "import vit_tutorial, vit_tutorial.profiles as p; print(p.get('smoke').name)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -19,6 +19,7 @@ PICKS = {  # notebook -> a string that the chosen cell's source contains
     "05_deit": "stochastic depth: white",
     "06_convit": "def kernel_figure",
     "07_cait": "upper = Ns >= np.median(Ns)",
+    "08_mixer": "maps = net.token_mixing(0)",
 }
 
 

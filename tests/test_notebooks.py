@@ -40,3 +40,27 @@ def test_committed_notebook_is_clean(path):
     for cell in cells:
         src = "".join(cell["source"])
         assert not HARD_DEVICE.search(src), f"hard-coded device in: {src[:80]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_placeholder_left_in_the_prose(path):
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            src = "".join(cell["source"])
+            assert not re.search(r"\bFILL\b|\bTODO\b|\bXXX\b", src), src[:120]
+
+
+def test_readme_pictures_come_from_a_figure_of_each_notebook():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_images", ROOT / "scripts" / "readme_images.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert sorted(module.PICKS) == [p.stem for p in NOTEBOOKS]
+    readme = (ROOT / "README.md").read_text()
+    for name, needle in module.PICKS.items():
+        cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+        chosen = [c for c in cells if c["cell_type"] == "code" and needle in "".join(c["source"])]
+        assert len(chosen) == 1, f"{name}: {len(chosen)} cells contain {needle!r}"
+        assert f"docs/images/{name}.png" in readme and (ROOT / "docs" / "images" / f"{name}.png").exists()

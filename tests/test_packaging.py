@@ -60,3 +60,8 @@ def test_import_is_quick_and_offline():
     code = "import vit_tutorial, vit_tutorial.profiles as p; print(p.get('smoke').name)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "smoke", out.stderr
+
+
+def test_readme_has_no_placeholder():
+    readme = (ROOT / "README.md").read_text()
+    assert not re.search(r"TO-COME|\bFILL\b|\bTODO\b", readme)

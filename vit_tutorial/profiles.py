@@ -96,8 +96,9 @@ _CPU_RUNS = {
     # LayerNorm before or after each branch: 12 thin blocks on the plain digits, a short run
     "norm_placement": dict(model=dict(_MNIST, patch_size=7, dim=32, depth=12, heads=2, mlp_ratio=2.0), epochs=10, batch_size=128,
                            lr=3e-3, warmup_epochs=1, dataset="mnist5k", augment=dict(shift=2)),
-    # applying the shipped ViT to a larger canvas, its position table interpolated or not
-    "resolution": dict(size=84, images=1000),
+    # the trained ViT on a larger canvas, its position table interpolated or extended, before and after a
+    # short fine-tuning there (`epochs` on `fraction` of the training set, at a tenth of the ViT's learning rate)
+    "resolution": dict(size=84, images=1000, epochs=3, fraction=1.0, lr=6e-4),
     # notebook 05 (and `make checkpoints`): DeiT. The teachers are the shipped cnn and vit (no label smoothing) and
     # cnn_weak, the CNN recipe cut to 3 epochs: less accurate than the ViT teacher (a control for accuracy).
     "cnn_weak": dict(_CNN, epochs=3),
@@ -143,7 +144,7 @@ _SMOKE_RUNS = {
     "multi_head": dict(dim=32, heads=4, patch_size=4, images=100, digits=3, ablation_images=200),
     "vit_vs_cnn": dict(fractions=(1.0, 0.1)),
     "vit_analysis": dict(images=100, digits=3),
-    "resolution": dict(size=84, images=100),
+    "resolution": dict(size=84, images=100, epochs=1, fraction=0.05, lr=6e-4),
     "deit_pictures": dict(depth=12, drop_path=0.3, samples=24, count_samples=4000, images=8),
     "deit_ablation": _tiny(_CPU_RUNS["deit_ablation"], steps=20),
     "convit_sweep": dict(fractions=(0.05, 1.0), long_steps=20, images=100),
@@ -178,7 +179,7 @@ _PROFILES: dict[str, Profile] = {
             "vit_analysis": dict(images=1000, digits=3),
             "norm_placement": dict(model=dict(_CIFAR, patch_size=4, dim=96, depth=12, heads=3, mlp_ratio=2.0), epochs=20,
                                    batch_size=256, lr=2e-3, warmup_epochs=2, augment=dict(shift=4, flip=True)),
-            "resolution": dict(size=48, images=1000),
+            "resolution": dict(size=48, images=1000, epochs=3, fraction=1.0, lr=1e-4),
             "cnn_weak": dict(model=dict(in_channels=3, num_classes=10, width=64), epochs=3, batch_size=256, lr=2e-3,
                              warmup_epochs=1, augment=dict(shift=4, flip=True)),
             "deit_pictures": dict(depth=12, drop_path=0.3, samples=32, count_samples=20000, images=8),

@@ -119,9 +119,10 @@ _CPU_RUNS = {
     "convit_vit": dict(_VIT, model=dict(_VIT["model"], dim=36, heads=9), epochs=20),
     # (four of the paper's five fractions, 3 seeds of each model at each: 24 runs)
     "convit_sweep": dict(fractions=(0.05, 0.1, 0.3, 1.0), long_steps=4725, images=500),
-    # notebook 07 (and `make checkpoints` for cait): LayerScale across depths on the plain digits (width 32; 24 blocks
-    # at most: a 12-block run takes 40 s on one core, so the 12 runs of a 48-block depth would cost more than the rest), its arms with and without LayerScale at `lrs`; CaiT (3 self-attention + 1 class-attention
-    # blocks: the ViT recipe's 4) trained with the ViT recipe on the canvas; class attention's maps; attention cost
+    # notebook 07 (and `make checkpoints` for cait): LayerScale across depths on the plain digits (width 32; 24
+    # blocks at most: a 12-block run takes 40 s on one core, so the 12 runs of 48 blocks would cost more than all
+    # the rest), its arms with and without LayerScale at `lrs`; CaiT (3 self-attention + 1 class-attention blocks:
+    # the ViT recipe's 4) trained with the ViT recipe on the canvas; class attention's maps; attention cost
     "layerscale": dict(model=dict(_MNIST, patch_size=7, dim=32, depth=12, heads=2, mlp_ratio=2.0), epochs=10, batch_size=128,
                        lr=3e-3, warmup_epochs=1, label_smoothing=0.0, dataset="mnist5k", augment=dict(shift=2),
                        depths=(6, 12, 24), lrs=(3e-3, 1e-2)),

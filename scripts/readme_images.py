@@ -15,7 +15,7 @@ PICKS = {  # notebook -> a string that the chosen cell's source contains
     "01_tokens": 'get_sample_data("grace_hopper.jpg")',
     "02_self_attention": "ink = pixels[0].sum",
     "03_multi_head": "analysis.cls_attention(maps",
-    "04_vit": "analysis.rollout(maps)",
+    "04_vit": "moved_roll = analysis.token_grid",
     "05_deit": "stochastic depth: white",
     "06_convit": "def kernel_figure",
     "07_cait": "upper = Ns >= np.median(Ns)",

@@ -56,7 +56,8 @@ TRAINING_CELL = 'from vit_tutorial import experiments\nmodel, history = experime
 FROZEN_BAR = re.compile(r"(?<![\d.])0%\|")
 WIDGET_TEXT = re.compile(r"\b\w+\(children=\(|\b(?:Float|Int)(?:Slider|Progress|RangeSlider|LogSlider|Text)\(value="
                          r"|Loading widget\.\.\.|Error displaying widget")
-TRACEBACK = re.compile(r"Traceback \(most recent call last\)")
+# an error output: IPython's traceback header, or (an error saved by another tool) a last line "SomeError: ..."
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\w*(?:Error|Exception|Interrupt)\b[^\n]*\s*\Z", re.M)
 STDERR = "application/vnd.jupyter.stderr"  # JupyterLab shows error outputs (tracebacks) with this type too
 
 

@@ -63,6 +63,13 @@ def test_error_output_fails_with_its_last_line():
         "cell 5: an error output: ValueError: patch_size must divide 28"]
 
 
+def test_error_output_without_traceback_header_fails():
+    # an error output saved by a tool other than IPython: just the exception's line
+    assert bc.output_problems([out("ZeroDivisionError: division by zero\n", mime=STDERR, cell=3)]) == [
+        "cell 3: an error output: ZeroDivisionError: division by zero"]
+    assert bc.output_problems([out("UserWarning: an Error is mentioned\n  warnings.warn(", mime=STDERR)]) == []
+
+
 def test_saved_widget_fails_but_a_live_one_passes():
     live = [out("α 1.00", mime="", widget=True, images=[True])]
     assert bc.output_problems(live, saved=False) == []

@@ -147,8 +147,24 @@ def positional_spread(model: nn.Module, test_set) -> list[list[float]] | None:
         return [layer.kernel_centres_and_spread()[1].cpu().tolist() for layer in model.gpsa_layers()]
 
 
+def content_distance(model: nn.Module, test_set) -> list[list[float]] | None:
+    """How far each GPSA head's content attention reaches, in pixels (GPSA layers, heads): the gate-mixed map is
+    (1 - g) content + g position, so content = (mixed - g position) / (1 - g). Where the gates barely move this
+    shows what training did to the other half of the mix."""
+    if not hasattr(model, "gpsa_layers"):
+        return None
+    c, layers = model.config, model.gpsa_layers()
+    maps = _square_maps(model, _inputs(model, test_set))[: len(layers)]  # the GPSA layers come first
+    with torch.no_grad():
+        content = []
+        for mixed, layer in zip(maps, layers):
+            g = layer.gates()[:, None, None].to(mixed)  # (H, 1, 1)
+            content.append((mixed - g * layer.positional_attention().to(mixed)) / (1 - g))  # (B, H, N, N)
+    return analysis.mean_attention_distance(content, c.grid_size, c.patch_size, prefix=None).tolist()
+
+
 MEASURES: dict[str, Callable[[nn.Module, Any], Any]] = {
     "attention_distance": attention_distance, "digit_distance": digit_distance, "digit_share": digit_share, "agreement_cnn": agreement_cnn, "gates": gates,
     "position_relations": position_relations, "head_accuracies": head_accuracies,
-    "token_cosines": token_cosines, "positional_spread": positional_spread,
+    "token_cosines": token_cosines, "positional_spread": positional_spread, "content_distance": content_distance,
 }

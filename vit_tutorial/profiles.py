@@ -117,9 +117,10 @@ _CPU_RUNS = {
     "convit": dict(_VIT, model=dict(_CANVAS, patch_size=7, dim=36, depth=4, heads=9, mlp_ratio=2.0, local_up_to_layer=3),
                    epochs=20),
     "convit_vit": dict(_VIT, model=dict(_VIT["model"], dim=36, heads=9), epochs=20),
-    # (two of the paper's five fractions, its smallest and all the data, 3 seeds of each model at each: 12 runs of
-    # about 4 minutes on one core; the long runs, seed 0 on all the data, get twice the sweep's steps)
-    "convit_sweep": dict(fractions=(0.05, 1.0), long_steps=2520, images=500),
+    # (the paper's five fractions and 2 %, 3 seeds of each model at each: 36 runs of about 4 minutes on one core; the
+    # long runs, seed 0 on all the data, get twice the sweep's steps; the gates' run, ConViT alone, the paper's
+    # 300 epochs of its training set)
+    "convit_sweep": dict(fractions=(0.02, 0.05, 0.1, 0.3, 0.5, 1.0), long_steps=2520, gate_steps=18900, images=500),
     # notebook 07 (and `make checkpoints` for cait): LayerScale across depths on the plain digits (width 32; 24
     # blocks at most: a 12-block run takes 40 s on one core, so the 12 runs of 48 blocks would cost more than all
     # the rest), its arms with and without LayerScale at `lrs`; CaiT (3 self-attention + 1 class-attention blocks:
@@ -150,7 +151,7 @@ _SMOKE_RUNS = {
     "resolution": dict(size=84, images=100, epochs=1, fraction=0.05, lr=6e-4),
     "deit_pictures": dict(depth=12, drop_path=0.3, samples=24, count_samples=4000, images=8),
     "deit_ablation": _tiny(_CPU_RUNS["deit_ablation"], steps=20),
-    "convit_sweep": dict(fractions=(0.05, 1.0), long_steps=20, images=100),
+    "convit_sweep": dict(fractions=(0.05, 1.0), long_steps=20, gate_steps=30, images=100),
     "layerscale": _tiny(_CPU_RUNS["layerscale"], depths=(2, 4), lrs=(3e-3, 1e-2)),
     "cait_study": dict(digits=2, images=100),
     "mixer_cost": dict(sizes=(28, 56), batch=8, repeats=1),
@@ -198,7 +199,7 @@ _PROFILES: dict[str, Profile] = {
                            augment=dict(shift=4, flip=True)),
             "convit_vit": dict(model=dict(_CIFAR, patch_size=4, dim=192, depth=9, heads=4, mlp_ratio=2.0, drop_path=0.1, qkv_bias=False),
                                epochs=50, batch_size=256, lr=1e-3, warmup_epochs=5, augment=dict(shift=4, flip=True)),
-            "convit_sweep": dict(fractions=(0.02, 0.05, 0.1, 0.3, 0.5, 1.0), long_steps=20000, images=500),
+            "convit_sweep": dict(fractions=(0.02, 0.05, 0.1, 0.3, 0.5, 1.0), long_steps=20000, gate_steps=58800, images=500),
             "layerscale": dict(model=dict(_CIFAR, patch_size=4, dim=96, depth=12, heads=3, mlp_ratio=2.0), epochs=30, batch_size=256,
                                lr=2e-3, warmup_epochs=3, augment=dict(shift=4, flip=True), depths=(6, 12, 24, 48), lrs=(2e-3, 6e-3)),
             "cait": dict(model=dict(_CIFAR, patch_size=4, dim=192, depth=8, heads=3, mlp_ratio=2.0, drop_path=0.1, depth_token_only=1),

@@ -244,18 +244,9 @@ def test_timm_convit_tiny():
 
 def test_content_distance_recovers_the_content_softmax_from_the_mixed_map():
     from einops import rearrange
+    from torch.utils.data import TensorDataset
 
     from vit_tutorial import measures
-
-    class Digits:  # the first images of a test set, as measures reads them
-        def __init__(self, x):
-            self.x = x
-
-        def __len__(self):
-            return len(self.x)
-
-        def __getitem__(self, i):
-            return self.x[i], 0
 
     torch.manual_seed(0)
     model = ConViT(image_size=28, in_channels=1, num_classes=10, patch_size=7, dim=36, depth=2, heads=9,
@@ -263,9 +254,10 @@ def test_content_distance_recovers_the_content_softmax_from_the_mixed_map():
     with torch.no_grad():
         model.gpsa_layers()[0].gating_param.normal_()  # gates between 0 and 1, different per head
     x = torch.randn(6, 1, 28, 28)
+    images = TensorDataset(x, torch.zeros(6, dtype=torch.long))  # what measures reads of a test set
     seen = []
     hook = model.gpsa_layers()[0].register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
-    got = torch.tensor(measures.content_distance(model, Digits(x)))  # (1, 9)
+    got = torch.tensor(measures.content_distance(model, images))  # (1, 9)
     hook.remove()
     layer = model.gpsa_layers()[0]
     with torch.no_grad():
@@ -275,6 +267,6 @@ def test_content_distance_recovers_the_content_softmax_from_the_mixed_map():
     assert got.shape == (1, 9)
     assert torch.allclose(got, want, atol=1e-3)
     # and it is not the mixed map's distance: the positional half is local, the content half is not
-    mixed = torch.tensor(measures.attention_distance(model, Digits(x))[0])
+    mixed = torch.tensor(measures.attention_distance(model, images)[0])
     assert not torch.allclose(got[0], mixed, atol=1e-2)
-    assert measures.content_distance(torch.nn.Linear(2, 2), Digits(x)) is None
+    assert measures.content_distance(torch.nn.Linear(2, 2), images) is None

@@ -117,9 +117,9 @@ _CPU_RUNS = {
     "convit": dict(_VIT, model=dict(_CANVAS, patch_size=7, dim=36, depth=4, heads=9, mlp_ratio=2.0, local_up_to_layer=3),
                    epochs=20),
     "convit_vit": dict(_VIT, model=dict(_VIT["model"], dim=36, heads=9), epochs=20),
-    # (the paper's five fractions and 2 %, 3 seeds of each model at each: 36 runs of about 4 minutes on one core; the
-    # long runs, seed 0 on all the data, get twice the sweep's steps; the gates' run, ConViT alone, the paper's
-    # 300 epochs of its training set)
+    # (the paper's five fractions and 2 %, 3 seeds of each model at each: 36 runs of 2-4 minutes on one core; the
+    # long runs, seed 0 of both models on all the data, get twice the sweep's steps (long_steps) and the paper's
+    # 300 epochs (gate_steps: the gates over a schedule as long as the paper's))
     "convit_sweep": dict(fractions=(0.02, 0.05, 0.1, 0.3, 0.5, 1.0), long_steps=2520, gate_steps=18900, images=500),
     # notebook 07 (and `make checkpoints` for cait): LayerScale across depths on the plain digits (width 32; 24
     # blocks at most: a 12-block run takes 40 s on one core, so the 12 runs of 48 blocks would cost more than all

@@ -64,7 +64,9 @@ def evaluate(model: nn.Module, dataset: Dataset | DataLoader, batch_size: int = 
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
-    """LR factor per step: linear warmup to 1 over `warmup_steps`, then cosine decay to 0 at `total_steps`."""
+    """LR factor per step: linear warmup to 1 over `warmup_steps` (at most half the run), then cosine decay to 0
+    at `total_steps`."""
+    warmup_steps = min(warmup_steps, total_steps // 2)
 
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -159,8 +161,7 @@ def fit(
         train_loader = _loader(train_data, batch_size, True, seed, device)
         steps = len(train_loader)  # batches per epoch
         optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
-        warmup = min(round(warmup_epochs * steps), epochs * steps // 2)  # at most half the run
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, epochs * steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(round(warmup_epochs * steps), epochs * steps))
         if criterion is None:
             criterion = cross_entropy(label_smoothing)
         data_classes = getattr(getattr(train_data, "dataset", train_data), "num_classes", None)  # a DataLoader's data set
